@@ -1,0 +1,376 @@
+"""`Settings`: defaults < YAML file < environment (``AETHER_*``) < explicit arguments.
+
+Every key has a dotted name (``nats.servers``) used in the YAML file (as nested
+mappings), in the environment (``AETHER_NATS_SERVERS``; ``AETHER_NATS_URL`` is an alias)
+and in `Settings.load(overrides={...})`. `Settings.sources` says where each value came
+from, for ``aether config show``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aether.errors import ConfigError
+from aether.subjects import validate_namespace
+
+DEFAULT_CONFIG_FILES = ("aether.yaml", ".aether/config.yaml")
+"""Looked up in the working directory when no file is named (first found wins)."""
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+
+
+def parse_duration(value: object, field: str = "duration") -> float:
+    """Seconds from a number or a string like ``500ms``, ``5s``, ``10m``, ``24h``, ``30d``."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{field}: must be a duration like 5s, got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ConfigError(f"{field}: must not be negative")
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION_RE.match(value)
+        if m:
+            return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    raise ConfigError(f"{field}: must be a duration like 500ms, 5s, 10m, 24h or 30d, got {value!r}")
+
+
+def parse_size(value: object, field: str = "size") -> int:
+    """Bytes from an int or a string like ``512MB``, ``1GiB``; -1 means unlimited."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{field}: must be a size like 1GB, got {value!r}")
+    if isinstance(value, int):
+        if value < -1:
+            raise ConfigError(f"{field}: must be -1 (unlimited) or a size >= 0")
+        return value
+    if isinstance(value, str):
+        m = _SIZE_RE.match(value)
+        if m:
+            unit = (m.group(2) or "B").upper().rstrip("B").rstrip("I")
+            mult = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}[unit]
+            return int(m.group(1)) * mult
+        if value.strip() == "-1":
+            return -1
+    raise ConfigError(f"{field}: must be a size like 512MB or 1GiB, got {value!r}")
+
+
+def _parse_bool(value: object, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{field}: must be true or false, got {value!r}")
+
+
+def _parse_int(lo: int, hi: int | None = None) -> Callable[[object, str], int]:
+    def parse(value: object, field: str) -> int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{field}: must be an integer")
+        if isinstance(value, str):
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise ConfigError(f"{field}: must be an integer, got {value!r}") from None
+        if not isinstance(value, int) or value < lo or (hi is not None and value > hi):
+            rng = f">= {lo}" if hi is None else f"between {lo} and {hi}"
+            raise ConfigError(f"{field}: must be an integer {rng}, got {value!r}")
+        return value
+
+    return parse
+
+
+def _parse_str(value: object, field: str) -> str:
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ConfigError(f"{field}: must be a string")
+    return str(value)
+
+
+def _parse_opt_str(value: object, field: str) -> str | None:
+    if value is None or value == "":
+        return None
+    return _parse_str(value, field)
+
+
+def _parse_servers(value: object, field: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        items = [s.strip() for s in value.split(",") if s.strip()]
+    elif isinstance(value, list | tuple):
+        items = [str(s).strip() for s in value if str(s).strip()]
+    else:
+        raise ConfigError(f"{field}: must be a URL or a list of URLs")
+    out = []
+    for s in items:
+        if "://" not in s:
+            s = "nats://" + s
+        scheme = s.split("://", 1)[0]
+        if scheme not in ("nats", "tls", "ws", "wss"):
+            raise ConfigError(f"{field}: {s!r} must use nats://, tls://, ws:// or wss://")
+        out.append(s)
+    return out
+
+
+def _parse_store(value: object, field: str) -> str:
+    v = _parse_str(value, field).lower()
+    if v not in ("auto", "memory", "sqlite", "jetstream"):
+        raise ConfigError(f"{field}: must be one of auto, memory, sqlite, jetstream; got {v!r}")
+    return v
+
+
+def _parse_namespace(value: object, field: str) -> str:
+    try:
+        return validate_namespace(value, field)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _parse_sync(value: object, field: str) -> str:
+    v = _parse_str(value, field).upper()
+    if v not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise ConfigError(f"{field}: must be one of off, normal, full, extra")
+    return v
+
+
+@dataclass(frozen=True)
+class NatsSettings:
+    """How to reach NATS. Secrets are never printed (see `Settings.display`)."""
+
+    servers: list[str] = field(default_factory=list)
+    name: str = "aether"
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    nkey_seed_file: str | None = None
+    creds_file: str | None = None
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_server_name: str | None = None
+    connect_timeout: float = 2.0
+    reconnect_attempts: int = 60
+    reconnect_wait: float = 0.5
+
+
+@dataclass(frozen=True)
+class JetStreamSettings:
+    """How the event and snapshot streams are configured."""
+
+    replicas: int = 1
+    max_age: float = 0.0
+    max_bytes: int = -1
+    duplicate_window: float = 120.0
+    publish_timeout: float = 5.0
+    max_in_flight: int = 1024
+
+
+@dataclass(frozen=True)
+class SQLiteSettings:
+    """Where and how the embedded store keeps events."""
+
+    path: str = ".aether/events.db"
+    synchronous: str = "FULL"
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Cluster timing and size."""
+
+    shard_count: int = 64
+    heartbeat: float = 1.0
+    lease: float = 5.0
+    node_ttl: float = 5.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything aether can be configured with. Build it with `Settings.load`."""
+
+    namespace: str = "default"
+    store: str = "auto"
+    max_event_bytes: int = 1024 * 1024
+    nats: NatsSettings = field(default_factory=NatsSettings)
+    jetstream: JetStreamSettings = field(default_factory=JetStreamSettings)
+    sqlite: SQLiteSettings = field(default_factory=SQLiteSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def resolved_store(self) -> str:
+        """The store kind to use: ``auto`` means jetstream when a server is set, else sqlite."""
+        if self.store != "auto":
+            return self.store
+        return "jetstream" if self.nats.servers else "sqlite"
+
+    @classmethod
+    def load(
+        cls,
+        config_file: str | os.PathLike[str] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, object] | None = None,
+        search_default_files: bool = True,
+    ) -> Settings:
+        """Merge defaults, the YAML file, ``AETHER_*`` variables and `overrides`."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        sources: dict[str, str] = {key: "default" for key in _KEYS}
+
+        path = config_file or env.get("AETHER_CONFIG")
+        if path is None and search_default_files:
+            path = next((p for p in DEFAULT_CONFIG_FILES if Path(p).is_file()), None)
+        if path is not None:
+            for key, value in _read_yaml(Path(path)).items():
+                values[key] = value
+                sources[key] = f"file {path}"
+
+        for key in _KEYS:
+            for var in _env_names(key):
+                if var in env:
+                    values[key] = env[var]
+                    sources[key] = f"env {var}"
+                    break
+
+        for key, value in (overrides or {}).items():
+            if key not in _KEYS:
+                raise ConfigError(f"{key}: unknown setting")
+            if value is None:
+                continue
+            values[key] = value
+            sources[key] = "flag"
+
+        return _build(values, sources)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with top-level fields changed (`dataclasses.replace`)."""
+        return dataclasses.replace(self, **changes)
+
+    def display(self) -> dict[str, object]:
+        """Every key's effective value, secrets masked, for printing."""
+        out: dict[str, object] = {}
+        for key in _KEYS:
+            value = self.get(key)
+            if key in SECRET_KEYS and value:
+                value = "******"
+            out[key] = value
+        return out
+
+    def get(self, key: str) -> object:
+        """The value of a dotted key, e.g. ``nats.servers``."""
+        if "." in key:
+            section, name = key.split(".", 1)
+            return getattr(getattr(self, section), name)
+        return getattr(self, key)
+
+
+SECRET_KEYS = frozenset({"nats.password", "nats.token"})
+
+_PARSERS: dict[str, Callable[[object, str], object]] = {
+    "namespace": _parse_namespace,
+    "store": _parse_store,
+    "max_event_bytes": lambda v, f: parse_size(v, f),
+    "nats.servers": _parse_servers,
+    "nats.name": _parse_str,
+    "nats.user": _parse_opt_str,
+    "nats.password": _parse_opt_str,
+    "nats.token": _parse_opt_str,
+    "nats.nkey_seed_file": _parse_opt_str,
+    "nats.creds_file": _parse_opt_str,
+    "nats.tls_ca_file": _parse_opt_str,
+    "nats.tls_cert_file": _parse_opt_str,
+    "nats.tls_key_file": _parse_opt_str,
+    "nats.tls_server_name": _parse_opt_str,
+    "nats.connect_timeout": parse_duration,
+    "nats.reconnect_attempts": _parse_int(-1),
+    "nats.reconnect_wait": parse_duration,
+    "jetstream.replicas": _parse_int(1, 5),
+    "jetstream.max_age": parse_duration,
+    "jetstream.max_bytes": parse_size,
+    "jetstream.duplicate_window": parse_duration,
+    "jetstream.publish_timeout": parse_duration,
+    "jetstream.max_in_flight": _parse_int(1, 65536),
+    "sqlite.path": _parse_str,
+    "sqlite.synchronous": _parse_sync,
+    "cluster.shard_count": _parse_int(1, 65536),
+    "cluster.heartbeat": parse_duration,
+    "cluster.lease": parse_duration,
+    "cluster.node_ttl": parse_duration,
+}
+_KEYS = tuple(_PARSERS)
+_ENV_ALIASES = {"nats.servers": ("AETHER_NATS_URL",)}
+
+
+def setting_keys() -> tuple[str, ...]:
+    """Every dotted setting name."""
+    return _KEYS
+
+
+def _env_names(key: str) -> tuple[str, ...]:
+    return ("AETHER_" + key.replace(".", "_").upper(), *_ENV_ALIASES.get(key, ()))
+
+
+def _read_yaml(path: Path) -> dict[str, object]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"config file {path}: cannot be read ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path}: is not UTF-8 text") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path}: is not valid YAML{where}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"config file {path}: must be a mapping of settings")
+    flat: dict[str, object] = {}
+    for k, v in doc.items():
+        if isinstance(v, dict):
+            for k2, v2 in v.items():
+                flat[f"{k}.{k2}"] = v2
+        else:
+            flat[str(k)] = v
+    for key in flat:
+        if key not in _PARSERS:
+            raise ConfigError(f"config file {path}: {key}: unknown setting")
+    return flat
+
+
+def _build(values: Mapping[str, object], sources: dict[str, str]) -> Settings:
+    parsed: dict[str, object] = {}
+    for key, raw in values.items():
+        try:
+            parsed[key] = _PARSERS[key](raw, key)
+        except ConfigError as e:
+            src = sources.get(key, "")
+            raise ConfigError(f"{e} (from {src})" if src and src != "flag" else str(e)) from None
+    sections: dict[str, dict[str, object]] = {"nats": {}, "jetstream": {}, "sqlite": {}, "cluster": {}}
+    top: dict[str, object] = {}
+    for key, value in parsed.items():
+        if "." in key:
+            section, name = key.split(".", 1)
+            sections[section][name] = value
+        else:
+            top[key] = value
+    return Settings(
+        **top,  # type: ignore[arg-type]
+        nats=NatsSettings(**sections["nats"]),  # type: ignore[arg-type]
+        jetstream=JetStreamSettings(**sections["jetstream"]),  # type: ignore[arg-type]
+        sqlite=SQLiteSettings(**sections["sqlite"]),  # type: ignore[arg-type]
+        cluster=ClusterSettings(**sections["cluster"]),  # type: ignore[arg-type]
+        sources=sources,
+    )

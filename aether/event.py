@@ -1,0 +1,325 @@
+"""`Event`, `Snapshot` and the JSON wire codec.
+
+Wire format: a UTF-8 JSON object with exactly the keys ``id``, ``event_type``,
+``actor_id``, ``version``, ``data``, ``timestamp`` and ``metadata`` (``position`` is the
+store's, never on the wire). ``timestamp`` is RFC 3339 UTC with microseconds and ``Z``.
+Integers stay integers and floats stay floats; NaN and infinities are rejected.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from aether.errors import EventTooLargeError, InvalidEventError
+from aether.subjects import validate_actor_id, validate_event_type
+
+JSONValue = Any
+"""A JSON value: None, bool, int, float (finite), str, list of JSON values, dict[str, ...]."""
+
+DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+"""NATS's default max payload; a larger encoded event is refused before it is sent."""
+
+WIRE_KEYS = ("id", "event_type", "actor_id", "version", "data", "timestamp", "metadata")
+
+
+def utc_now() -> datetime:
+    """The current time as a timezone-aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(slots=True, frozen=True)
+class Event:
+    """One immutable fact about one actor, at one version of that actor.
+
+    `position` is the global position the store assigned (None until stored).
+    """
+
+    event_type: str
+    actor_id: str
+    version: int
+    data: dict[str, JSONValue] = field(default_factory=dict)
+    id: str = field(default_factory=_new_id)
+    timestamp: datetime = field(default_factory=utc_now)
+    metadata: dict[str, str] = field(default_factory=dict)
+    position: int | None = None
+
+    def with_position(self, position: int) -> Event:
+        """This event as stored at `position`."""
+        return _build_event(
+            self.id,
+            self.event_type,
+            self.actor_id,
+            self.version,
+            self.data,
+            self.timestamp,
+            self.metadata,
+            position,
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class Snapshot:
+    """An actor's folded state as of `version` (one of its events' versions)."""
+
+    actor_id: str
+    version: int
+    state: dict[str, JSONValue]
+    timestamp: datetime = field(default_factory=utc_now)
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _build_event(
+    id: str,
+    event_type: str,
+    actor_id: str,
+    version: int,
+    data: dict[str, JSONValue],
+    timestamp: datetime,
+    metadata: dict[str, str],
+    position: int | None,
+) -> Event:
+    # Skips the dataclass __init__ (default factories, frozen checks): the decode hot path.
+    e = _new(Event)
+    _set(e, "id", id)
+    _set(e, "event_type", event_type)
+    _set(e, "actor_id", actor_id)
+    _set(e, "version", version)
+    _set(e, "data", data)
+    _set(e, "timestamp", timestamp)
+    _set(e, "metadata", metadata)
+    _set(e, "position", position)
+    return e
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+def check_json_value(value: object, path: str) -> None:
+    """Raise `InvalidEventError` unless `value` is plain JSON with finite numbers."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return
+    if t is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise InvalidEventError(path, "NaN and infinity are not valid JSON numbers")
+        return
+    if t is dict:
+        for k, v in value.items():  # type: ignore[attr-defined]
+            if type(k) is not str:
+                raise InvalidEventError(path, f"object keys must be strings, got {k!r}")
+            check_json_value(v, f"{path}.{k}")
+        return
+    if t is list:
+        for i, v in enumerate(value):  # type: ignore[arg-type]
+            check_json_value(v, f"{path}[{i}]")
+        return
+    raise InvalidEventError(path, f"{t.__name__} is not a JSON value")
+
+
+def _check_int(value: object, field: str) -> int:
+    if type(value) is not int:
+        raise InvalidEventError(field, f"must be an integer, got {type(value).__name__}")
+    if not -(2**63) <= value < 2**63:  # type: ignore[operator]
+        raise InvalidEventError(field, "must fit in a signed 64-bit integer")
+    return value  # type: ignore[return-value]
+
+
+def _check_timestamp(value: object, field: str) -> None:
+    if not isinstance(value, datetime):
+        raise InvalidEventError(field, "must be a datetime")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidEventError(field, "must be timezone-aware (UTC)")
+
+
+def validate_event(event: object) -> Event:
+    """Check every field of `event`; raise a `ValidationError` naming the first bad one."""
+    if not isinstance(event, Event):
+        raise InvalidEventError("event", f"must be an Event, got {type(event).__name__}")
+    if not isinstance(event.id, str) or not event.id or len(event.id) > 256:
+        raise InvalidEventError("id", "must be a non-empty string of at most 256 characters")
+    if not event.id.isprintable():
+        raise InvalidEventError("id", "must be printable")
+    validate_event_type(event.event_type)
+    validate_actor_id(event.actor_id)
+    version = _check_int(event.version, "version")
+    if version < 1:
+        raise InvalidEventError("version", f"must be >= 1, got {version}")
+    if type(event.data) is not dict:
+        raise InvalidEventError("data", f"must be a JSON object (dict), got {type(event.data).__name__}")
+    check_json_value(event.data, "data")
+    _check_timestamp(event.timestamp, "timestamp")
+    if type(event.metadata) is not dict:
+        raise InvalidEventError("metadata", "must be a dict of strings")
+    for k, v in event.metadata.items():
+        if type(k) is not str or type(v) is not str:
+            raise InvalidEventError(f"metadata.{k}", "keys and values must be strings")
+    return event
+
+
+def validate_snapshot(snapshot: object) -> Snapshot:
+    """Check every field of `snapshot`; raise a `ValidationError` naming the first bad one."""
+    if not isinstance(snapshot, Snapshot):
+        raise InvalidEventError("snapshot", f"must be a Snapshot, got {type(snapshot).__name__}")
+    validate_actor_id(snapshot.actor_id)
+    version = _check_int(snapshot.version, "version")
+    if version < 1:
+        raise InvalidEventError("version", f"must be >= 1, got {version}")
+    if type(snapshot.state) is not dict:
+        raise InvalidEventError("state", "must be a JSON object (dict)")
+    check_json_value(snapshot.state, "state")
+    _check_timestamp(snapshot.timestamp, "timestamp")
+    return snapshot
+
+
+# --- codec ------------------------------------------------------------------------------
+
+
+def format_timestamp(ts: datetime) -> str:
+    """RFC 3339 UTC with microseconds and ``Z``: ``2026-01-02T03:04:05.000006Z``."""
+    if ts.utcoffset():
+        ts = ts.astimezone(UTC)
+    return ts.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp into an aware UTC datetime."""
+    ts = datetime.fromisoformat(text)
+    if ts.tzinfo is None:
+        raise InvalidEventError("timestamp", f"{text!r} has no timezone")
+    return ts if ts.utcoffset() == _ZERO else ts.astimezone(UTC)
+
+
+_ZERO = datetime(2000, 1, 1, tzinfo=UTC).utcoffset()
+
+
+def encode_event(event: Event, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> bytes:
+    """Validate `event` and encode it to its wire form; raise if invalid or too large."""
+    validate_event(event)
+    payload = orjson.dumps(
+        {
+            "id": event.id,
+            "event_type": event.event_type,
+            "actor_id": event.actor_id,
+            "version": event.version,
+            "data": event.data,
+            "timestamp": format_timestamp(event.timestamp),
+            "metadata": event.metadata,
+        }
+    )
+    if len(payload) > max_bytes:
+        raise EventTooLargeError("event", len(payload), max_bytes)
+    return payload
+
+
+def decode_event(payload: bytes | str, position: int | None = None) -> Event:
+    """Decode the wire form into an `Event` (trusting a store's own bytes: no re-validation)."""
+    d = orjson.loads(payload)
+    return _build_event(
+        d["id"],
+        d["event_type"],
+        d["actor_id"],
+        d["version"],
+        d["data"],
+        parse_timestamp(d["timestamp"]),
+        d["metadata"],
+        position,
+    )
+
+
+def event_from_dict(d: Mapping[str, Any]) -> Event:
+    """Build and validate an `Event` from a decoded wire-format object from outside."""
+    if not isinstance(d, Mapping):
+        raise InvalidEventError("event", "must be a JSON object")
+    unknown = set(d) - set(WIRE_KEYS)
+    if unknown:
+        raise InvalidEventError(sorted(unknown)[0], "is not an event field")
+    for key in ("event_type", "actor_id", "version"):
+        if key not in d:
+            raise InvalidEventError(key, "is required")
+    ts = d.get("timestamp")
+    if ts is None:
+        timestamp = utc_now()
+    elif isinstance(ts, str):
+        try:
+            timestamp = parse_timestamp(ts)
+        except ValueError:
+            raise InvalidEventError("timestamp", f"{ts!r} is not an RFC 3339 timestamp") from None
+    else:
+        raise InvalidEventError("timestamp", "must be an RFC 3339 string")
+    event = _build_event(
+        d.get("id") or _new_id(),
+        d["event_type"],
+        d["actor_id"],
+        d["version"],
+        d.get("data", {}),
+        timestamp,
+        d.get("metadata", {}),
+        None,
+    )
+    return validate_event(event)
+
+
+def event_to_dict(event: Event, *, with_position: bool = False) -> dict[str, Any]:
+    """The wire-format object of `event` (plus ``position`` when asked, for CLI output)."""
+    d: dict[str, Any] = {
+        "id": event.id,
+        "event_type": event.event_type,
+        "actor_id": event.actor_id,
+        "version": event.version,
+        "data": event.data,
+        "timestamp": format_timestamp(event.timestamp),
+        "metadata": event.metadata,
+    }
+    if with_position:
+        d["position"] = event.position
+    return d
+
+
+def encode_snapshot(snapshot: Snapshot) -> bytes:
+    """Validate and encode a snapshot: ``{"actor_id", "version", "state", "timestamp"}``."""
+    validate_snapshot(snapshot)
+    return orjson.dumps(
+        {
+            "actor_id": snapshot.actor_id,
+            "version": snapshot.version,
+            "state": snapshot.state,
+            "timestamp": format_timestamp(snapshot.timestamp),
+        }
+    )
+
+
+def decode_snapshot(payload: bytes | str) -> Snapshot:
+    """Decode a snapshot's wire form."""
+    d = orjson.loads(payload)
+    return Snapshot(
+        actor_id=d["actor_id"],
+        version=d["version"],
+        state=d["state"],
+        timestamp=parse_timestamp(d["timestamp"]),
+    )
+
+
+def loads_json_object(text: str | bytes, field: str) -> dict[str, JSONValue]:
+    """Parse user-supplied JSON that must be an object with finite numbers."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as e:
+        raise InvalidEventError(field, f"is not valid JSON ({e})") from None
+    if type(value) is not dict:
+        raise InvalidEventError(field, "must be a JSON object")
+    check_json_value(value, field)
+    return value

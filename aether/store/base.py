@@ -1,0 +1,126 @@
+"""The store protocols and the rules every store shares.
+
+Semantics (the contract suite in ``tests/contract`` checks every store against them):
+
+- ``save_event(e)`` appends iff ``e.version == latest + 1``, atomically in the store;
+  otherwise ``VersionConflictError(actor_id, expected=e.version - 1, actual=latest)``.
+  Re-saving the identical event (same id at the same version) is a no-op success.
+  Returns the event with its ``position`` set.
+- ``save_events(events)``: one actor, consecutive versions, all or nothing.
+- Positions are global, strictly increasing, start at 1. ``from_position`` and
+  ``from_version`` are inclusive.
+- ``watch(from_position=None)`` yields events appended after it started (or from
+  ``from_position`` on), in position order, without gaps or duplicates, until closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from aether.errors import InvalidEventError, VersionConflictError
+from aether.event import Event, Snapshot
+
+
+@runtime_checkable
+class EventStore(Protocol):
+    """Append-only, per-actor versioned event storage with optimistic concurrency."""
+
+    async def save_event(self, event: Event) -> Event:
+        """Append `event` iff its version is the actor's latest + 1; return it with position."""
+        ...
+
+    async def save_events(self, events: Sequence[Event]) -> list[Event]:
+        """Append consecutive events of one actor atomically: all are stored or none."""
+        ...
+
+    async def get_events(self, actor_id: str, from_version: int = 0) -> list[Event]:
+        """The actor's events with ``version >= from_version``, in version order."""
+        ...
+
+    def iter_events(
+        self, actor_id: str, from_version: int = 0, to_version: int | None = None
+    ) -> AsyncIterator[Event]:
+        """Stream the actor's events in ``[from_version, to_version]`` in constant memory."""
+        ...
+
+    async def get_latest_version(self, actor_id: str) -> int:
+        """The actor's latest version, 0 when it has none; never a scan."""
+        ...
+
+    def read_all(self, from_position: int = 0) -> AsyncIterator[Event]:
+        """Every event of the namespace with ``position >= from_position``, in order."""
+        ...
+
+    def watch(self, from_position: int | None = None) -> AsyncIterator[Event]:
+        """Like `read_all`, then goes on with new events live (None: only new ones)."""
+        ...
+
+    async def list_actors(self) -> dict[str, int]:
+        """Every actor id with its latest version."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and files. The store is unusable afterwards."""
+        ...
+
+
+@runtime_checkable
+class SnapshotStore(Protocol):
+    """Latest-snapshot-per-actor storage."""
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store `snapshot`; refused when it is beyond the actor's latest event version."""
+        ...
+
+    async def get_latest_snapshot(self, actor_id: str) -> Snapshot | None:
+        """The actor's most recent snapshot, or None."""
+        ...
+
+
+def check_batch(events: Sequence[Event]) -> str:
+    """Check that `events` is non-empty, of one actor, with consecutive versions.
+
+    Returns the actor id. Field-level validation is the codec's (`encode_event`).
+    """
+    if isinstance(events, Event) or not isinstance(events, Sequence):
+        raise InvalidEventError("events", "must be a sequence of Event")
+    if not events:
+        raise InvalidEventError("events", "must not be empty")
+    first = events[0]
+    if not isinstance(first, Event):
+        raise InvalidEventError("events[0]", "must be an Event")
+    actor_id = first.actor_id
+    for i, e in enumerate(events[1:], start=1):
+        if not isinstance(e, Event):
+            raise InvalidEventError(f"events[{i}]", "must be an Event")
+        if e.actor_id != actor_id:
+            raise InvalidEventError(
+                f"events[{i}].actor_id", f"must be {actor_id!r} like events[0] (one actor a batch)"
+            )
+        prev = events[i - 1].version
+        if type(prev) is int and e.version != prev + 1:
+            raise InvalidEventError(
+                f"events[{i}].version", f"must be {prev + 1} (consecutive), got {e.version!r}"
+            )
+    ids = {e.id for e in events}
+    if len(ids) != len(events):
+        raise InvalidEventError("events", "event ids must be unique within a batch")
+    return actor_id
+
+
+def conflict(event: Event, actual: int) -> VersionConflictError:
+    """The conflict raised when `event` was not the actor's next version."""
+    return VersionConflictError(event.actor_id, event.version - 1, actual)
+
+
+def same_event(stored: Event, event: Event) -> bool:
+    """Whether `stored` is `event` saved earlier (the idempotent re-save case)."""
+    return stored.id == event.id and stored.version == event.version
+
+
+def check_nonnegative_int(value: object, field: str) -> int:
+    """Validate a version or position argument (an int >= 0)."""
+    if type(value) is not int or value < 0:
+        raise InvalidEventError(field, f"must be an integer >= 0, got {value!r}")
+    return value
