@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from aether.bus import EventBus, LocalEventBus, NatsEventBus, Overflow, Subscription
+from aether.cluster import ClusterNode, ClusterStatus, ShardMap, shard_of
 from aether.config import Settings
 from aether.errors import (
     AetherError,
@@ -22,8 +24,14 @@ from aether.errors import (
     ValidationError,
     VersionConflictError,
 )
-from aether.event import Event, Snapshot, decode_event, encode_event
-from aether.store import EventStore, InMemoryEventStore, SnapshotStore
+from aether.event import Event, Snapshot, decode_event, encode_event, fold_data
+from aether.store import (
+    EventStore,
+    InMemoryEventStore,
+    JetStreamEventStore,
+    SnapshotStore,
+    SQLiteEventStore,
+)
 
 __version__ = "0.1.0"
 
@@ -31,22 +39,32 @@ __all__ = [
     "AetherError",
     "AuthError",
     "ClusterError",
+    "ClusterNode",
+    "ClusterStatus",
     "ConfigError",
     "Event",
+    "EventBus",
     "EventStore",
     "EventTooLargeError",
     "InMemoryEventStore",
     "InvalidEventError",
     "InvalidIdentifierError",
+    "JetStreamEventStore",
+    "LocalEventBus",
+    "NatsEventBus",
     "NatsUnavailableError",
     "NotFoundError",
+    "Overflow",
     "PermissionDeniedError",
     "PublishTimeoutError",
+    "SQLiteEventStore",
     "Settings",
+    "ShardMap",
     "Snapshot",
     "SnapshotStore",
     "StaleTermError",
     "StoreConfigMismatchError",
+    "Subscription",
     "SubscriptionOverflowError",
     "UnsupportedServerError",
     "ValidationError",
@@ -54,4 +72,6 @@ __all__ = [
     "__version__",
     "decode_event",
     "encode_event",
+    "fold_data",
+    "shard_of",
 ]

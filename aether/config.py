@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -117,9 +118,43 @@ def _parse_servers(value: object, field: str) -> list[str]:
             s = "nats://" + s
         scheme = s.split("://", 1)[0]
         if scheme not in ("nats", "tls", "ws", "wss"):
-            raise ConfigError(f"{field}: {s!r} must use nats://, tls://, ws:// or wss://")
+            raise ConfigError(f"{field}: {mask_url(s)!r} must use nats://, tls://, ws:// or wss://")
+        _check_url(s, field)
         out.append(s)
     return out
+
+
+def _check_url(url: str, field: str) -> None:
+    bad = f"{field}: {mask_url(url)!r} is not a valid server URL"
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise ConfigError(bad + " (it contains whitespace or control characters)")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(bad + " (the port must be a number from 1 to 65535)") from None
+    if not parts.hostname:
+        raise ConfigError(bad + " (no host)")
+    if port is not None and port == 0:
+        raise ConfigError(bad + " (the port must be a number from 1 to 65535)")
+
+
+def mask_url(url: str) -> str:
+    """`url` with any ``user:password@`` (or token) part replaced by ``***@``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    host_part, slash, path = rest.partition("/")
+    if "@" in host_part:
+        host_part = "***@" + host_part.rsplit("@", 1)[1]
+    return (scheme + sep if sep else "") + host_part + slash + path
+
+
+def _parse_inbox_prefix(value: object, field: str) -> str:
+    v = _parse_str(value, field)
+    if not re.fullmatch(r"[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*", v):
+        raise ConfigError(f"{field}: must be subject tokens of A-Z, a-z, 0-9, '_', '-', '$'")
+    return v
 
 
 def _parse_store(value: object, field: str) -> str:
@@ -151,7 +186,9 @@ class NatsSettings:
     name: str = "aether"
     user: str | None = None
     password: str | None = None
+    password_file: str | None = None
     token: str | None = None
+    token_file: str | None = None
     nkey_seed_file: str | None = None
     creds_file: str | None = None
     tls_ca_file: str | None = None
@@ -161,6 +198,7 @@ class NatsSettings:
     connect_timeout: float = 2.0
     reconnect_attempts: int = 60
     reconnect_wait: float = 0.5
+    inbox_prefix: str = "_INBOX"
 
 
 @dataclass(frozen=True)
@@ -263,6 +301,8 @@ class Settings:
             value = self.get(key)
             if key in SECRET_KEYS and value:
                 value = "******"
+            elif key == "nats.servers" and isinstance(value, list):
+                value = [mask_url(u) for u in value]
             out[key] = value
         return out
 
@@ -284,7 +324,9 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "nats.name": _parse_str,
     "nats.user": _parse_opt_str,
     "nats.password": _parse_opt_str,
+    "nats.password_file": _parse_opt_str,
     "nats.token": _parse_opt_str,
+    "nats.token_file": _parse_opt_str,
     "nats.nkey_seed_file": _parse_opt_str,
     "nats.creds_file": _parse_opt_str,
     "nats.tls_ca_file": _parse_opt_str,
@@ -294,6 +336,7 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "nats.connect_timeout": parse_duration,
     "nats.reconnect_attempts": _parse_int(-1),
     "nats.reconnect_wait": parse_duration,
+    "nats.inbox_prefix": _parse_inbox_prefix,
     "jetstream.replicas": _parse_int(1, 5),
     "jetstream.max_age": parse_duration,
     "jetstream.max_bytes": parse_size,
@@ -358,7 +401,12 @@ def _build(values: Mapping[str, object], sources: dict[str, str]) -> Settings:
         except ConfigError as e:
             src = sources.get(key, "")
             raise ConfigError(f"{e} (from {src})" if src and src != "flag" else str(e)) from None
-    sections: dict[str, dict[str, object]] = {"nats": {}, "jetstream": {}, "sqlite": {}, "cluster": {}}
+    sections: dict[str, dict[str, object]] = {
+        "nats": {},
+        "jetstream": {},
+        "sqlite": {},
+        "cluster": {},
+    }
     top: dict[str, object] = {}
     for key, value in parsed.items():
         if "." in key:

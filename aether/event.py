@@ -8,9 +8,10 @@ Integers stay integers and floats stay floats; NaN and infinities are rejected.
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -159,7 +160,9 @@ def validate_event(event: object) -> Event:
     if version < 1:
         raise InvalidEventError("version", f"must be >= 1, got {version}")
     if type(event.data) is not dict:
-        raise InvalidEventError("data", f"must be a JSON object (dict), got {type(event.data).__name__}")
+        raise InvalidEventError(
+            "data", f"must be a JSON object (dict), got {type(event.data).__name__}"
+        )
     check_json_value(event.data, "data")
     _check_timestamp(event.timestamp, "timestamp")
     if type(event.metadata) is not dict:
@@ -209,7 +212,7 @@ _ZERO = datetime(2000, 1, 1, tzinfo=UTC).utcoffset()
 def encode_event(event: Event, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> bytes:
     """Validate `event` and encode it to its wire form; raise if invalid or too large."""
     validate_event(event)
-    payload = orjson.dumps(
+    payload = _dumps(
         {
             "id": event.id,
             "event_type": event.event_type,
@@ -223,6 +226,22 @@ def encode_event(event: Event, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> byte
     if len(payload) > max_bytes:
         raise EventTooLargeError("event", len(payload), max_bytes)
     return payload
+
+
+def _dumps(obj: dict[str, Any]) -> bytes:
+    """orjson.dumps; a value JSON cannot carry (an integer beyond 64 bits, a lone
+    surrogate in a string) is an `InvalidEventError` naming its field, not a crash."""
+    try:
+        return orjson.dumps(obj)
+    except orjson.JSONEncodeError as e:
+        field = "event"
+        for key, value in obj.items():
+            try:
+                orjson.dumps(value)
+            except orjson.JSONEncodeError:
+                field = key
+                break
+        raise InvalidEventError(field, f"cannot be encoded as JSON ({e})") from None
 
 
 def decode_event(payload: bytes | str, position: int | None = None) -> Event:
@@ -292,7 +311,7 @@ def event_to_dict(event: Event, *, with_position: bool = False) -> dict[str, Any
 def encode_snapshot(snapshot: Snapshot) -> bytes:
     """Validate and encode a snapshot: ``{"actor_id", "version", "state", "timestamp"}``."""
     validate_snapshot(snapshot)
-    return orjson.dumps(
+    return _dumps(
         {
             "actor_id": snapshot.actor_id,
             "version": snapshot.version,
@@ -322,4 +341,57 @@ def loads_json_object(text: str | bytes, field: str) -> dict[str, JSONValue]:
     if type(value) is not dict:
         raise InvalidEventError(field, "must be a JSON object")
     check_json_value(value, field)
+    check_exact_ints(value, text, field)
     return value
+
+
+def check_exact_ints(value: object, text: str | bytes, field: str) -> None:
+    """Raise `InvalidEventError` if orjson read an integer of `text` as a float.
+
+    orjson parses an integer literal beyond 64 bits into a float; `value` is what it
+    parsed from `text`. Integers must stay integers, so such input is refused. Costs a
+    second (stdlib) parse only when `value` holds floats at all.
+    """
+    if _has_float(value):
+        _check_no_lossy_ints(value, json.loads(text), field)
+
+
+def _has_float(value: object) -> bool:
+    t = type(value)
+    if t is float:
+        return True
+    if t is dict:
+        return any(_has_float(v) for v in value.values())  # type: ignore[attr-defined]
+    if t is list:
+        return any(_has_float(v) for v in value)  # type: ignore[attr-defined]
+    return False
+
+
+def _check_no_lossy_ints(value: object, exact: object, path: str) -> None:
+    if type(value) is float and type(exact) is int:
+        raise InvalidEventError(path, "integers must fit in 64 bits (it would become a float)")
+    if type(value) is dict and type(exact) is dict:
+        for k, v in value.items():  # type: ignore[attr-defined]
+            _check_no_lossy_ints(v, exact.get(k), f"{path}.{k}")  # type: ignore[attr-defined]
+    elif type(value) is list and type(exact) is list:
+        for i, (v, x) in enumerate(zip(value, exact, strict=False)):  # type: ignore[arg-type]
+            _check_no_lossy_ints(v, x, f"{path}[{i}]")
+
+
+def fold_data(
+    events: Iterable[Event], initial: Mapping[str, JSONValue] | None = None
+) -> dict[str, JSONValue]:
+    """Fold the events' ``data`` into one state dict, in the order given: later keys win.
+
+    A shallow merge, ``state.update(event.data)`` per event, starting from a copy of
+    `initial` (or ``{}``). Neither `initial` nor the events are modified. This is the
+    generic fold ``aether replay --state`` prints; a domain with its own rules (a status
+    field, removals, counters) folds with its own function instead.
+
+    >>> fold_data([Event("A", "x", 1, {"a": 1, "b": 1}), Event("B", "x", 2, {"b": 2})])
+    {'a': 1, 'b': 2}
+    """
+    state: dict[str, JSONValue] = dict(initial) if initial else {}
+    for event in events:
+        state.update(event.data)
+    return state

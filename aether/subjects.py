@@ -101,9 +101,14 @@ def decode_token(token: str) -> str:
         return token
     body = token[1:]
     try:
-        return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("utf-8")
+        value = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
         raise InvalidIdentifierError("token", f"{token!r} is not an aether subject token") from None
+    # b64decode skips stray characters and ignores trailing bits: only the canonical
+    # encoding of a non-empty value is a token, so no two tokens decode to one id.
+    if not value or encode_token(value) != token:
+        raise InvalidIdentifierError("token", f"{token!r} is not an aether subject token")
+    return value
 
 
 # --- the subject and stream layout -------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import orjson
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from aether.config import Settings
 from aether.errors import (
@@ -38,8 +40,41 @@ EXIT_UNREACHABLE = 5
 
 T = TypeVar("T")
 
+
+class OneLineErrorsGroup(TyperGroup):
+    """The root command group: usage errors become one ``error:`` line on stderr (exit 2)."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Run the CLI; in standalone mode print usage errors as one line and exit."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            err.print("error: aborted", markup=False)
+            sys.exit(EXIT_ERROR)
+        except Exception as e:
+            code = getattr(e, "exit_code", None)
+            message = getattr(e, "format_message", None)
+            if not isinstance(code, int) or not callable(message):
+                raise  # not a usage error: a bug, let it show
+            text = str(message())
+            if type(e).__name__ == "NoArgsIsHelpError":  # bare `aether`: the help text
+                if text.strip():  # (typer's rich help has printed itself already)
+                    sys.stderr.write(text + "\n")
+                sys.exit(code)
+            line = " ".join(part.strip() for part in text.splitlines() if part.strip())
+            sub = getattr(e, "ctx", None)
+            path = sub.command_path if sub is not None else (self.name or "aether")
+            hint = f" (see '{path} --help')"
+            err.print(f"error: {line}{hint}", markup=False)
+            sys.exit(code)
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
 app = typer.Typer(
     name="aether",
+    cls=OneLineErrorsGroup,
     help="Event sourcing on NATS JetStream: append, replay, tail, versions, cluster, bench.",
     no_args_is_help=True,
     add_completion=False,
@@ -79,11 +114,15 @@ def cli_state(ctx: typer.Context) -> CliState:
     return state
 
 
+_CONN: dict[str, Any] = {"rich_help_panel": "NATS connection (more in the config file)"}
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="YAML config file.", envvar="AETHER_CONFIG")
+        Path | None,
+        typer.Option("--config", "-c", help="YAML config file.", envvar="AETHER_CONFIG"),
     ] = None,
     namespace: Annotated[
         str | None, typer.Option("--namespace", "-n", help="Namespace (default: 'default').")
@@ -99,11 +138,52 @@ def main_options(
         bool, typer.Option("--json", help="Machine-readable JSON output.")
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Tracebacks and debug logs.")] = False,
+    user: Annotated[
+        str | None,
+        typer.Option("--user", help="NATS user (password: --password-file or env).", **_CONN),
+    ] = None,
+    password_file: Annotated[
+        str | None, typer.Option("--password-file", help="File holding the password.", **_CONN)
+    ] = None,
+    token_file: Annotated[
+        str | None, typer.Option("--token-file", help="File holding the NATS token.", **_CONN)
+    ] = None,
+    nkey: Annotated[
+        str | None, typer.Option("--nkey", help="NKey seed file (user nkey auth).", **_CONN)
+    ] = None,
+    creds: Annotated[
+        str | None, typer.Option("--creds", help="Credentials file (user JWT + seed).", **_CONN)
+    ] = None,
+    tls_ca: Annotated[
+        str | None, typer.Option("--tls-ca", help="CA file to verify the server.", **_CONN)
+    ] = None,
+    tls_cert: Annotated[
+        str | None, typer.Option("--tls-cert", help="Client certificate (mutual TLS).", **_CONN)
+    ] = None,
+    tls_key: Annotated[
+        str | None, typer.Option("--tls-key", help="Client certificate's key.", **_CONN)
+    ] = None,
 ) -> None:
-    """Global options shared by every command."""
+    """Global options shared by every command.
+
+    Secrets are never flags (they would show in `ps`): give them in files (--password-file,
+    --token-file, --nkey, --creds) or as AETHER_NATS_PASSWORD / AETHER_NATS_TOKEN.
+    """
     overrides: dict[str, object] = {"namespace": namespace, "store": store}
     if server:
         overrides["nats.servers"] = list(server)
+    for key, value in (
+        ("nats.user", user),
+        ("nats.password_file", password_file),
+        ("nats.token_file", token_file),
+        ("nats.nkey_seed_file", nkey),
+        ("nats.creds_file", creds),
+        ("nats.tls_ca_file", tls_ca),
+        ("nats.tls_cert_file", tls_cert),
+        ("nats.tls_key_file", tls_key),
+    ):
+        if value is not None:
+            overrides[key] = value
     ctx.obj = CliState(config, overrides, json_output, debug)
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
@@ -142,6 +222,9 @@ def run(ctx: typer.Context, body: Callable[[], Coroutine[Any, Any, T]] | Awaitab
         raise typer.Exit(EXIT_OK) from None
     except typer.Exit:
         raise
+    except BrokenPipeError:  # the reader went away (`aether replay x --json | head`)
+        _silence_stdout()
+        raise typer.Exit(EXIT_OK) from None
     except AetherError as e:
         if state.debug:
             raise
@@ -150,6 +233,19 @@ def run(ctx: typer.Context, body: Callable[[], Coroutine[Any, Any, T]] | Awaitab
         if state.debug:
             raise
         fail(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
+    except Exception as e:  # a bug: still one line, the traceback is behind --debug
+        if state.debug:
+            raise
+        fail(f"unexpected {type(e).__name__}: {e} (run with --debug for the traceback)")
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (tests)
+        pass
 
 
 def settings_or_fail(ctx: typer.Context) -> Settings:

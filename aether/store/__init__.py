@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from aether.store.base import EventStore, SnapshotStore
+from aether.store.jetstream import JetStreamEventStore
 from aether.store.memory import InMemoryEventStore
+from aether.store.sqlite import SQLiteEventStore
 
-__all__ = ["EventStore", "InMemoryEventStore", "SnapshotStore", "open_store"]
+__all__ = [
+    "EventStore",
+    "InMemoryEventStore",
+    "JetStreamEventStore",
+    "SQLiteEventStore",
+    "SnapshotStore",
+    "open_store",
+]
 
 
 async def open_store(settings: object) -> EventStore:

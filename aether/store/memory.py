@@ -128,7 +128,8 @@ class InMemoryEventStore:
         latest = len(self._ids.get(snapshot.actor_id, ()))
         if snapshot.version > latest:
             raise InvalidEventError(
-                "version", f"snapshot version {snapshot.version} is beyond the latest event {latest}"
+                "version",
+                f"snapshot version {snapshot.version} is beyond the latest event {latest}",
             )
         current = self._snapshots.get(snapshot.actor_id)
         if current is None or decode_snapshot(current).version <= snapshot.version:

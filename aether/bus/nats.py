@@ -1,0 +1,325 @@
+"""`NatsEventBus`: the bus across processes, over core NATS (no persistence).
+
+Events are published on ``aether.<ns>.bus.<type-token>.<actor-token>`` in the wire format
+of `aether.event` (integers stay integers, floats stay floats). A subscription is one
+nats-py *callback* subscription (callbacks beat iterators) whose callback feeds the
+`Subscription`'s bounded buffer under its `Overflow` policy; events are decoded when the
+consumer takes them, so dropped ones cost nothing.
+
+Core NATS cannot push back on a publisher in another process. With ``BLOCK`` a full
+buffer stalls the callback and the NATS client queues up to ``pending_msgs_limit``
+messages (``pending_bytes_limit`` bytes); beyond that the client drops them as a *slow
+consumer*. Those drops are never swallowed: they are counted in `Subscription.dropped`
+(and `client_dropped`), logged, reported by `Subscription.missed`, and raised with
+``ERROR``. For gap-free following use the store's ``watch``.
+
+nats-py reconnects and re-subscribes on its own after a server restart; events
+published while the subscriber's connection is down are lost (core NATS semantics).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import (
+    ConnectionClosedError,
+    MaxPayloadError,
+    OutboundBufferLimitError,
+    SlowConsumerError,
+)
+from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeoutError
+
+from aether.bus.base import (
+    DEFAULT_BUFFER,
+    Overflow,
+    Subscription,
+    check_subscribe_args,
+    pattern_matcher,
+)
+from aether.bus.wire import WireEncoder, decode_message
+from aether.config import Settings
+from aether.errors import AetherError, EventTooLargeError, NatsUnavailableError
+from aether.event import DEFAULT_MAX_EVENT_BYTES, Event
+from aether.subjects import bus_filter, validate_namespace
+
+log = logging.getLogger("aether.bus")
+
+DEFAULT_PENDING_MSGS_LIMIT = 65536
+"""Messages the NATS client may queue per subscription before it drops (slow consumer)."""
+DEFAULT_PENDING_BYTES_LIMIT = 64 * 1024 * 1024
+"""Bytes the NATS client may queue per subscription before it drops (slow consumer)."""
+
+
+class NatsEventBus:
+    """An `EventBus` over core NATS subjects; use `open` or pass a nats-py connection."""
+
+    def __init__(
+        self,
+        nc: NATS,
+        *,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        pending_msgs_limit: int = DEFAULT_PENDING_MSGS_LIMIT,
+        pending_bytes_limit: int = DEFAULT_PENDING_BYTES_LIMIT,
+        owns_connection: bool = False,
+    ) -> None:
+        self._nc = nc
+        self._owns = owns_connection
+        server_max = getattr(nc, "max_payload", 0) or max_event_bytes
+        self._encoder = WireEncoder(min(max_event_bytes, server_max))
+        self._pending_msgs = pending_msgs_limit
+        self._pending_bytes = pending_bytes_limit
+        self._namespaces: set[str] = set()
+        self._subs: dict[int, _Entry] = {}  # nats sid -> our subscription and nats-py's
+        self._sids: dict[int, int] = {}  # Subscription.id -> nats sid
+        self._closed = False
+        self._install_error_hook()
+
+    @classmethod
+    async def open(cls, settings: Settings, **options: Any) -> NatsEventBus:
+        """Connect to the NATS servers of `settings`; the bus owns that connection."""
+        from aether.connect import connect
+
+        nc = await connect(settings)
+        return cls(nc, max_event_bytes=settings.max_event_bytes, owns_connection=True, **options)
+
+    @property
+    def connection(self) -> NATS:
+        """The nats-py connection in use."""
+        return self._nc
+
+    @property
+    def max_event_bytes(self) -> int:
+        """The largest encoded event accepted (the smaller of settings and server limit)."""
+        return self._encoder.max_bytes
+
+    # -- publishing --
+
+    async def publish(self, namespace: str, event: Event) -> None:
+        """Validate and publish `event` to the subscribers of `namespace` (fire and forget)."""
+        if namespace not in self._namespaces:
+            self._check_namespace(namespace)
+        enc = self._encoder
+        payload = enc.encode(event)
+        subject = enc.subject(namespace, event.event_type, event.actor_id)
+        try:
+            await self._nc.publish(subject, payload)
+        except ConnectionClosedError:
+            raise NatsUnavailableError("the NATS connection of the bus is closed") from None
+        except OutboundBufferLimitError:
+            raise NatsUnavailableError(
+                "disconnected from NATS and the reconnect buffer is full; event not published"
+            ) from None
+        except MaxPayloadError:
+            raise EventTooLargeError("event", len(payload), self._nc.max_payload) from None
+
+    async def publish_many(self, namespace: str, events: Iterable[Event]) -> None:
+        """Publish `events` in order."""
+        for event in events:
+            await self.publish(namespace, event)
+
+    async def flush(self, wait: float = 5.0) -> None:
+        """Wait (up to `wait` seconds) until the server has everything published so far."""
+        try:
+            await self._nc.flush(wait)
+        except (NatsTimeoutError, ConnectionClosedError, NatsError) as e:
+            raise NatsUnavailableError(
+                f"NATS did not confirm the flush: {type(e).__name__}"
+            ) from None
+
+    # -- subscribing --
+
+    async def subscribe(
+        self,
+        pattern: str,
+        *,
+        event_types: Iterable[str] | str | None = None,
+        actor_id: str | None = None,
+        buffer: int = DEFAULT_BUFFER,
+        overflow: Overflow | str = Overflow.BLOCK,
+    ) -> Subscription:
+        """Subscribe to a namespace or ``*`` pattern; the server knows it on return."""
+        if self._closed:
+            raise AetherError("the bus is closed")
+        pattern, types, actor, buffer, overflow = check_subscribe_args(
+            pattern, event_types, actor_id, buffer, overflow
+        )
+        ns_match = pattern_matcher(pattern)
+        one_type = next(iter(types)) if types is not None and len(types) == 1 else None
+        subject = bus_filter("*" if ns_match is not None else pattern, one_type, actor)
+        type_tokens = (
+            frozenset(self._encoder.type_token(t) for t in types)
+            if types is not None and one_type is None
+            else None
+        )
+        sub = Subscription(
+            pattern,
+            event_types=types,
+            actor_id=actor,
+            buffer=buffer,
+            overflow=overflow,
+            decode=decode_message if ns_match is None else None,
+            on_close=self._unsubscribe,
+            name="nats",
+        )
+        if ns_match is not None:
+            sub._decode = _namespace_decoder(sub)
+        entry = _Entry(sub)
+        cb = _callback(entry, None if pattern == "*" else ns_match, type_tokens)
+        try:
+            nsub = await self._nc.subscribe(
+                subject,
+                cb=cb,
+                pending_msgs_limit=self._pending_msgs,
+                pending_bytes_limit=self._pending_bytes,
+            )
+            entry.nsub = nsub
+            self._subs[nsub._id] = entry
+            self._sids[sub.id] = nsub._id
+            await self._nc.flush(5.0)  # the server has the interest before we return
+        except (ConnectionClosedError, NatsTimeoutError, NatsError) as e:
+            await sub.close()
+            raise NatsUnavailableError(f"cannot subscribe on NATS: {type(e).__name__}") from None
+        from aether.connect import denied
+
+        refused = denied(self._nc, subject)  # the server's -ERR came before the flush's PONG
+        if refused is not None:
+            await sub.close()
+            raise refused
+        return sub
+
+    async def close(self) -> None:
+        """Close every subscription; close the connection if the bus opened it."""
+        if self._closed:
+            return
+        self._closed = True
+        for entry in list(self._subs.values()):
+            await entry.sub.close()
+        self._subs.clear()
+        if self._owns and not self._nc.is_closed:
+            with contextlib.suppress(Exception):  # closing anyway
+                await self._nc.flush(2.0)
+            await self._nc.close()
+
+    async def __aenter__(self) -> NatsEventBus:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- internals --
+
+    def _check_namespace(self, namespace: str) -> None:
+        if self._closed:
+            raise AetherError("the bus is closed")
+        validate_namespace(namespace)
+        if len(self._namespaces) >= 4096:
+            self._namespaces.clear()
+        self._namespaces.add(namespace)
+
+    async def _unsubscribe(self, sub: Subscription) -> None:
+        sid = self._sids.pop(sub.id, None)
+        entry = self._subs.pop(sid, None) if sid is not None else None
+        if entry is None or self._nc.is_closed:
+            return
+        try:
+            await entry.nsub.unsubscribe()
+        except NatsError as e:  # connection closing or closed: interest goes with it
+            log.debug("unsubscribe failed: %s", type(e).__name__)
+
+    def _install_error_hook(self) -> None:
+        # nats-py reports a subscription's dropped messages only through the connection's
+        # error callback (one SlowConsumerError per message): route them to our counters.
+        # Several buses may share a connection: each hook handles its own subscriptions
+        # and passes everything else on.
+        previous: Callable[[Exception], Awaitable[None]] | None
+        previous = getattr(self._nc, "_error_cb", None)
+        subs = self._subs
+
+        async def on_error(e: Exception) -> None:
+            if isinstance(e, SlowConsumerError):
+                entry = subs.get(e.sid)
+                if entry is not None:
+                    entry.client_dropped()
+                    return
+            if previous is not None:
+                await previous(e)
+
+        self._nc._error_cb = on_error
+
+
+class _Entry:
+    """One bus subscription: ours, nats-py's, and where a client-side gap sits."""
+
+    __slots__ = ("gap_in", "nsub", "sub")
+
+    def __init__(self, sub: Subscription) -> None:
+        self.sub = sub
+        self.nsub: Any = None
+        self.gap_in: int | None = None  # messages still ahead of a slow-consumer gap
+
+    def client_dropped(self) -> None:
+        """The NATS client dropped a message of this subscription."""
+        sub = self.sub
+        sub._drop(1, by_client=True)
+        if sub.overflow is Overflow.ERROR and self.gap_in is None:
+            # The messages still queued in the client precede the gap: raise after them.
+            self.gap_in = self.nsub.pending_msgs if self.nsub is not None else 0
+            if self.gap_in <= 0:
+                self.passed_gap()
+
+    def passed_gap(self) -> None:
+        """Every message before the gap reached the buffer: fail the ERROR subscription."""
+        self.gap_in = None
+        self.sub._trip("missed events: the NATS client dropped them as a slow consumer")
+
+
+def _callback(
+    entry: _Entry,
+    ns_match: Callable[[str], bool] | None,
+    type_tokens: frozenset[str] | None,
+) -> Callable[[Msg], Awaitable[None]]:
+    sub = entry.sub
+    offer = sub._offer
+    if ns_match is None and type_tokens is None and sub.overflow is not Overflow.ERROR:
+
+        async def cb(msg: Msg) -> None:
+            fut = offer(msg)
+            if fut is not None:
+                await fut
+
+        return cb
+
+    async def checking_cb(msg: Msg) -> None:
+        if entry.gap_in is not None:
+            entry.gap_in -= 1
+            if entry.gap_in < 0:
+                entry.passed_gap()
+        if ns_match is not None or type_tokens is not None:
+            tokens = msg.subject.split(".")
+            if len(tokens) != 5:
+                return
+            if ns_match is not None and not ns_match(tokens[1]):
+                return
+            if type_tokens is not None and tokens[3] not in type_tokens:
+                return
+        fut = offer(msg)
+        if fut is not None:
+            await fut
+
+    return checking_cb
+
+
+def _namespace_decoder(sub: Subscription) -> Callable[[Msg], Event | None]:
+    def decode(msg: Msg) -> Event | None:
+        event = decode_message(msg)
+        if event is not None:
+            sub.last_namespace = msg.subject.split(".", 2)[1]
+        return event
+
+    return decode

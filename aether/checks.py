@@ -1,0 +1,252 @@
+"""`check_deployment`: is the configured NATS ready for aether? (``aether config check``)
+
+Connects with the given settings and reports, one `Check` each: the connection, JetStream,
+the server version's features (per-message TTL 2.11+, atomic batch publish 2.12+), the
+maximum payload, and the namespace's streams and cluster bucket if they exist (compared
+with the configuration; a missing stream is fine, aether creates it on first use).
+Nothing is created or changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+from nats.aio.client import Client as NATS
+
+from aether.config import Settings
+from aether.connect import connect, describe_servers
+from aether.errors import AetherError, PermissionDeniedError
+
+OK = "ok"
+MISSING = "missing"
+WARN = "warning"
+INFO = "info"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One finding: `status` is ok, missing, warning or info; `required` makes a missing
+    finding fatal (``aether config check`` then exits non-zero)."""
+
+    name: str
+    status: str
+    detail: str
+    required: bool = True
+
+    @property
+    def failed(self) -> bool:
+        """Whether this finding means aether cannot work as configured."""
+        return self.required and self.status == MISSING
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def _version_tuple(text: str) -> tuple[int, int, int]:
+    parts = []
+    for p in text.lstrip("v").split("-", 1)[0].split(".")[:3]:
+        try:
+            parts.append(int(p))
+        except ValueError:
+            parts.append(0)
+    while len(parts) < 3:
+        parts.append(0)
+    return (parts[0], parts[1], parts[2])
+
+
+async def _api(nc: NATS, subject: str, wait: float) -> dict[str, Any]:
+    msg = await nc.request(subject, b"", timeout=wait)
+    doc: dict[str, Any] = orjson.loads(msg.data)
+    return doc
+
+
+async def check_deployment(settings: Settings, *, wait: float = 3.0) -> list[Check]:
+    """Every finding about the NATS deployment `settings` point at.
+
+    Raises `NatsUnavailableError`/`AuthError` when it cannot connect at all.
+    """
+    nc = await connect(settings)
+    try:
+        return await _checks(nc, settings, wait)
+    finally:
+        await nc.close()
+
+
+async def _checks(nc: NATS, settings: Settings, wait: float) -> list[Check]:
+    info = nc._server_info  # the server's INFO: version, max_payload, jetstream, tls...
+    version = str(info.get("version", "0.0.0"))
+    vt = _version_tuple(version)
+    url = nc.connected_url
+    tls = (
+        "TLS" if info.get("tls_required") or (url is not None and url.scheme == "tls") else "plain"
+    )
+    where = describe_servers([str(nc.connected_url.geturl())] if nc.connected_url else [])
+    checks = [Check("connection", OK, f"connected to {where} (nats-server {version}, {tls})")]
+
+    js_ok = False
+    try:
+        acct = await _api(nc, "$JS.API.INFO", wait)
+        if "error" in acct:
+            checks.append(
+                Check("jetstream", MISSING, f"JetStream: {acct['error'].get('description')}")
+            )
+        else:
+            js_ok = True
+            limits = acct.get("limits", {})
+            storage = limits.get("max_storage", -1)
+            room = "unlimited" if storage in (-1, 0) else f"{storage} bytes"
+            checks.append(Check("jetstream", OK, f"JetStream enabled (file storage: {room})"))
+    except PermissionDeniedError as e:
+        checks.append(Check("jetstream", MISSING, str(e)))
+    except AetherError as e:
+        checks.append(Check("jetstream", MISSING, str(e)))
+    except Exception as e:  # no responders / timeout: JetStream is off
+        checks.append(
+            Check(
+                "jetstream",
+                MISSING,
+                f"JetStream does not answer ({type(e).__name__}); "
+                "start nats-server with -js (`aether server` does)",
+            )
+        )
+
+    checks.append(
+        Check(
+            "per-message TTL",
+            OK if vt >= (2, 11, 0) else MISSING,
+            "nats-server 2.11+ (cluster leases and membership use it)"
+            + ("" if vt >= (2, 11, 0) else f"; this server is {version}"),
+            required=False,
+        )
+    )
+    checks.append(
+        Check(
+            "atomic batch publish",
+            OK if vt >= (2, 12, 0) else MISSING,
+            "nats-server 2.12+ (save_events of several events is atomic)"
+            + ("" if vt >= (2, 12, 0) else f"; this server is {version}"),
+        )
+    )
+    max_payload = int(info.get("max_payload", 0) or 0)
+    if max_payload and settings.max_event_bytes > max_payload:
+        checks.append(
+            Check(
+                "max payload",
+                WARN,
+                f"max_event_bytes is {settings.max_event_bytes} but the server accepts at most "
+                f"{max_payload} bytes per message: larger events are refused",
+                required=False,
+            )
+        )
+    else:
+        checks.append(Check("max payload", OK, f"server max payload {max_payload} bytes"))
+    if js_ok:
+        checks += await _stream_checks(nc, settings, wait, vt)
+    return checks
+
+
+async def _stream_checks(
+    nc: NATS, settings: Settings, wait: float, vt: tuple[int, int, int]
+) -> list[Check]:
+    from aether.store._js_streams import (
+        EVENT_FIELDS,
+        SNAPSHOT_FIELDS,
+        differences,
+        events_stream_config,
+        snapshots_stream_config,
+    )
+    from aether.subjects import cluster_bucket
+
+    ns = settings.namespace
+    wanted = [
+        (
+            "events stream",
+            events_stream_config(ns, settings.jetstream, atomic=vt >= (2, 12, 0)),
+            EVENT_FIELDS,
+        ),
+        ("snapshots stream", snapshots_stream_config(ns, settings.jetstream), SNAPSHOT_FIELDS),
+    ]
+    out: list[Check] = []
+    for label, want, fields in wanted:
+        name = want["name"]
+        try:
+            doc = await _api(nc, f"$JS.API.STREAM.INFO.{name}", wait)
+        except PermissionDeniedError as e:
+            out.append(Check(label, MISSING, str(e)))
+            continue
+        except Exception as e:
+            out.append(Check(label, MISSING, f"{name}: no answer ({type(e).__name__})"))
+            continue
+        if "error" in doc:
+            if doc["error"].get("err_code") == 10059:
+                out.append(
+                    Check(
+                        label,
+                        INFO,
+                        f"{name} does not exist yet (created on first use)",
+                        required=False,
+                    )
+                )
+            else:
+                out.append(Check(label, MISSING, f"{name}: {doc['error'].get('description')}"))
+            continue
+        diff = differences(doc.get("config", {}), want, fields)
+        if diff:
+            parts = ", ".join(f"{k} is {h!r}, want {w!r}" for k, (h, w) in diff.items())
+            out.append(Check(label, MISSING, f"{name} differs from the configuration: {parts}"))
+        else:
+            state = doc.get("state", {})
+            out.append(
+                Check(
+                    label,
+                    OK,
+                    f"{name}: {state.get('messages', 0)} messages, configuration as expected",
+                )
+            )
+    kv = f"KV_{cluster_bucket(ns)}"
+    try:
+        doc = await _api(nc, f"$JS.API.STREAM.INFO.{kv}", wait)
+    except PermissionDeniedError as e:
+        out.append(Check("cluster bucket", MISSING, str(e), required=False))
+        return out
+    except Exception as e:
+        out.append(
+            Check(
+                "cluster bucket", MISSING, f"{kv}: no answer ({type(e).__name__})", required=False
+            )
+        )
+        return out
+    if "error" in doc:
+        out.append(
+            Check(
+                "cluster bucket",
+                INFO,
+                f"{cluster_bucket(ns)} does not exist yet (created by `aether node run`)",
+                required=False,
+            )
+        )
+    else:
+        cfg = doc.get("config", {})
+        if cfg.get("allow_msg_ttl") and cfg.get("subject_delete_marker_ttl"):
+            out.append(
+                Check(
+                    "cluster bucket",
+                    OK,
+                    f"{cluster_bucket(ns)}: per-key TTLs enabled",
+                    required=False,
+                )
+            )
+        else:
+            out.append(
+                Check(
+                    "cluster bucket",
+                    MISSING,
+                    f"{cluster_bucket(ns)} exists without per-key TTLs "
+                    "and expiry markers; delete it so aether can create it",
+                    required=False,
+                )
+            )
+    return out

@@ -1,0 +1,335 @@
+"""Reading a stream fast: a hand-written pull loop on an ephemeral consumer.
+
+An ephemeral, ack-less, in-memory consumer filtered on a subject delivers the messages;
+pull requests (``CONSUMER.MSG.NEXT``) are kept outstanding so the server never waits
+for the client, and a raw handler (see `_js_raw`) collects ``(ack subject, payload)``
+pairs without nats-py's per-message overhead. The reader yields chunks; the caller
+decodes. The stream sequence of each message is in its ack subject.
+
+Measured (2-core machine, shared, 10,000 events of one actor among 50,000): this loop
+decoding into `Event` objects keeps pace with a raw nats-py pull loop into a callback
+that decodes nothing (ratio 0.93-1.4 over several runs), and is about twice as fast as
+batched direct get, which wins only for short reads: `direct_batch` serves reads of up
+to `DIRECT_BATCH_MAX` messages in one round trip, without a consumer.
+
+`read_range` reads what exists when it starts (an exact count, so no timeouts are
+needed to find the end). `follow` goes on forever: long-poll pulls with idle heartbeats,
+and when the consumer or the server goes away it creates a new consumer from the
+sequence after the last one delivered, so nothing is skipped or repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from aether.errors import AetherError, NatsUnavailableError
+from aether.store._js_api import API, JsApi, map_nats_error, raw_sequence, subscribe, where
+from aether.store._js_raw import status_of
+
+log = logging.getLogger(__name__)
+
+Chunk = list[tuple[bytes, bytes]]
+"""Delivered messages: (ack subject, payload) pairs in stream order."""
+
+PULL_BATCH = 1000
+INACTIVE_THRESHOLD_NS = 60_000_000_000
+_background: set[asyncio.Task[Any]] = set()
+
+
+def seq_of(ack_subject: bytes) -> int:
+    """The stream sequence in a JetStream ack subject (v1 and v2 token layouts)."""
+    tokens = ack_subject.split(b".")
+    return int(tokens[5] if len(tokens) == 9 else tokens[-5])
+
+
+class _Inbox:
+    """Collects deliveries for the pull loop; wakes the reader when something came."""
+
+    __slots__ = ("active", "buf", "statuses", "waiter")
+
+    def __init__(self) -> None:
+        self.buf: Chunk = []
+        self.statuses: list[int] = []
+        self.waiter: asyncio.Future[None] | None = None
+        self.active = time.monotonic()
+
+    def on_msg(self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
+        if reply:
+            self.buf.append((reply, data))
+        else:
+            status = status_of(headers)
+            if status == 100:  # idle heartbeat / flow control: only proves liveness
+                self.active = time.monotonic()
+                return
+            self.statuses.append(status)
+        w = self.waiter
+        if w is not None:
+            self.waiter = None
+            if not w.done():
+                w.set_result(None)
+
+    async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait until something arrived; False on timeout."""
+        if self.buf or self.statuses:
+            return True
+        w = asyncio.get_running_loop().create_future()
+        self.waiter = w
+        try:
+            await asyncio.wait_for(w, timeout)
+        except TimeoutError:
+            return False
+        finally:
+            self.waiter = None
+        return True
+
+    def take(self) -> tuple[Chunk, list[int]]:
+        buf, statuses = self.buf, self.statuses
+        self.buf, self.statuses = [], []
+        self.active = time.monotonic()
+        return buf, statuses
+
+
+def _consumer_config(filter_subject: str, start_seq: int) -> dict[str, Any]:
+    return {
+        "deliver_policy": "by_start_sequence",
+        "opt_start_seq": max(start_seq, 1),
+        "ack_policy": "none",
+        "filter_subject": filter_subject,
+        "inactive_threshold": INACTIVE_THRESHOLD_NS,
+        "mem_storage": True,
+        "num_replicas": 1,
+        "max_waiting": 16,
+    }
+
+
+def _delete_later(api: JsApi, stream: str, name: str) -> None:
+    if api.nc.is_closed:
+        return
+    task = asyncio.get_running_loop().create_task(api.consumer_delete(stream, name))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+DIRECT_BATCH_MAX = 256
+"""Reads up to this many messages use one batched direct get instead of a consumer."""
+
+
+async def direct_batch(
+    api: JsApi, stream: str, subject: str, start_seq: int, count: int
+) -> list[tuple[int, bytes]]:
+    """Up to `count` messages of `subject` from `start_seq`: one batched direct get (ADR-31,
+    nats-server 2.11+). One round trip, no consumer: the fast path for short reads."""
+    nc = api.nc
+    rows: list[tuple[int, bytes]] = []
+    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def on_msg(subject_: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
+        status = status_of(headers)
+        if status:  # 204 end of batch, 404 nothing there, anything else an error
+            if not done.done():
+                done.set_result(status)
+            return
+        rows.append((raw_sequence(headers), data))
+
+    inbox = nc.new_inbox()
+    sub = await subscribe(nc, inbox, on_msg)
+    request = f"{API}.DIRECT.GET.{stream}"
+    body = orjson.dumps({"seq": max(start_seq, 1), "next_by_subj": subject, "batch": count})
+    try:
+        await nc.publish(request, body, reply=inbox)
+        status = await asyncio.wait_for(done, api.timeout)
+    except Exception as e:
+        raise map_nats_error(nc, e, request, f"direct get on {stream}") from None
+    finally:
+        await sub.unsubscribe()
+    if status not in (204, 404):
+        raise AetherError(f"direct get on {stream} failed with status {status}")
+    return rows[:count]
+
+
+async def settle_background(limit: float = 2.0) -> None:
+    """Wait (briefly) for this loop's pending consumer deletions, e.g. before closing."""
+    loop = asyncio.get_running_loop()
+    mine = [t for t in _background if t.get_loop() is loop and not t.done()]
+    if mine:
+        await asyncio.wait(mine, timeout=limit)
+
+
+class _Interrupted(Exception):
+    """A consumer read stopped early for a reason a new consumer can overcome."""
+
+
+READ_ATTEMPTS = 6
+
+
+async def read_range(
+    api: JsApi, stream: str, filter_subject: str, start_seq: int, limit: int | None = None
+) -> AsyncIterator[Chunk]:
+    """Yield the messages on `filter_subject` from `start_seq` that exist now (at most `limit`).
+
+    If the consumer is lost midway (503 while a clustered consumer is being placed, 409
+    leadership change, deliveries stopping), a new one continues after the last message
+    delivered, a few times, before giving up with an error.
+    """
+    remaining = limit
+    next_seq = start_seq
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        try:
+            chunks = _read_once(api, stream, filter_subject, next_seq, remaining)
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    next_seq = seq_of(chunk[-1][0]) + 1
+                    if remaining is not None:
+                        remaining -= len(chunk)
+                    yield chunk
+            return
+        except _Interrupted as e:
+            if attempt == READ_ATTEMPTS:
+                raise NatsUnavailableError(
+                    f"reading {stream} at {where(api.nc)} failed: {e}"
+                ) from None
+            log.debug("read of %s interrupted (%s); continuing from %d", stream, e, next_seq)
+            await asyncio.sleep(0.05 * attempt)
+
+
+async def _read_once(
+    api: JsApi, stream: str, filter_subject: str, start_seq: int, limit: int | None
+) -> AsyncIterator[Chunk]:
+    """One consumer's read; raises `_Interrupted` if it stops before the end."""
+    try:
+        info = await api.consumer_create(stream, _consumer_config(filter_subject, start_seq))
+    except NatsUnavailableError as e:
+        if not api.nc.is_connected:
+            raise
+        raise _Interrupted(str(e)) from None  # connected, JetStream busy (e.g. fail-over)
+    name = str(info["name"])
+    total = int(info.get("num_pending", 0))
+    if limit is not None:
+        total = min(total, limit)
+    if total <= 0:
+        _delete_later(api, stream, name)
+        return
+    nc = api.nc
+    inbox = _Inbox()
+    reply = nc.new_inbox()
+    sub = await subscribe(nc, reply, inbox.on_msg)
+    next_subject = f"{API}.CONSUMER.MSG.NEXT.{stream}.{name}"
+    ends: deque[int] = deque()
+    requested = received = 0
+    try:
+        while received < total:
+            while len(ends) < 2 and requested < total:
+                n = min(PULL_BATCH, total - requested)
+                body = orjson.dumps({"batch": n, "no_wait": True})
+                try:
+                    await nc.publish(next_subject, body, reply=reply)
+                except Exception as e:
+                    raise NatsUnavailableError(
+                        f"reading {stream} from NATS at {where(nc)} failed: {type(e).__name__}"
+                    ) from None
+                requested += n
+                ends.append(requested)
+            if not await inbox.wait(api.timeout * 2):
+                raise _Interrupted(f"deliveries stopped ({received} of {total} read)")
+            chunk, statuses = inbox.take()
+            if chunk:
+                if received + len(chunk) > total:
+                    chunk = chunk[: total - received]
+                received += len(chunk)
+                while ends and received >= ends[0]:
+                    ends.popleft()
+                yield chunk
+            if statuses and received < total:
+                if any(s not in (404, 408) for s in statuses):
+                    # 503: the consumer is not reachable (yet); 409: it is gone.
+                    raise _Interrupted(f"status {statuses[0]}")
+                # 404/408: fewer messages than counted (aged out by max_age meanwhile)
+                return
+    finally:
+        await sub.unsubscribe()
+        _delete_later(api, stream, name)
+
+
+async def follow(
+    api: JsApi,
+    stream: str,
+    filter_subject: str,
+    start_seq: int,
+    *,
+    heartbeat: float = 1.0,
+    batch: int = 256,
+) -> AsyncIterator[Chunk]:
+    """Yield every message on `filter_subject` from `start_seq` on, forever, in order.
+
+    Survives the consumer's loss and server restarts: a new consumer starts after the
+    last delivered sequence, and anything at or below it is dropped, so no gaps and no
+    duplicates. Stops only when the caller closes the iterator or the connection closes.
+    """
+    nc = api.nc
+    next_seq = max(start_seq, 1)
+    backoff = 0.05
+    while True:
+        if nc.is_closed:
+            raise NatsUnavailableError(f"the connection to NATS at {where(nc)} is closed")
+        try:
+            info = await api.consumer_create(stream, _consumer_config(filter_subject, next_seq))
+        except AetherError as e:
+            log.debug("watch: cannot create consumer (%s); retrying", e)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
+            continue
+        backoff = 0.05
+        name = str(info["name"])
+        inbox = _Inbox()
+        reply = nc.new_inbox()
+        sub = await subscribe(nc, reply, inbox.on_msg)
+        next_subject = f"{API}.CONSUMER.MSG.NEXT.{stream}.{name}"
+        body = orjson.dumps(
+            {
+                "batch": batch,
+                "expires": int(heartbeat * 5e9),
+                "idle_heartbeat": int(heartbeat * 1e9),
+            }
+        )
+        try:
+            left = 0  # messages the outstanding pull request may still deliver
+            while True:
+                if left <= 0:
+                    await nc.publish(next_subject, body, reply=reply)
+                    left = batch
+                if not await inbox.wait(heartbeat * 3):
+                    break  # no heartbeat: consumer or server gone; start again
+                chunk, statuses = inbox.take()
+                left -= len(chunk)
+                fresh: Chunk = []
+                for item in chunk:
+                    seq = seq_of(item[0])
+                    if seq >= next_seq:
+                        fresh.append(item)
+                        next_seq = seq + 1
+                if fresh:
+                    yield fresh
+                if statuses:
+                    if any(s not in (404, 408) for s in statuses):
+                        break  # 409 consumer deleted, leadership change...: start again
+                    left = 0  # the request expired: pull again
+        except (AetherError, OSError) as e:
+            log.debug("watch: %s; following again from %d", e, next_seq)
+        except Exception as e:
+            if nc.is_closed:
+                raise NatsUnavailableError(
+                    f"the connection to NATS at {where(nc)} is closed"
+                ) from None
+            log.debug("watch: %s; following again from %d", type(e).__name__, next_seq)
+            await asyncio.sleep(backoff)
+        finally:
+            await sub.unsubscribe()
+            _delete_later(api, stream, name)

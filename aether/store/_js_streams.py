@@ -1,0 +1,142 @@
+"""The namespace's streams: the configuration Settings ask for, created or verified.
+
+An existing stream is never changed: if it differs from the configuration in a field
+aether relies on, `StoreConfigMismatchError` names every differing field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aether.config import JetStreamSettings
+from aether.errors import AetherError, StoreConfigMismatchError
+from aether.store._js_api import ERR_STREAM_NAME_IN_USE, JsApi, JsApiError
+from aether.subjects import (
+    events_wildcard,
+    snapshot_stream_name,
+    snapshots_wildcard,
+    stream_name,
+)
+
+NS = 1_000_000_000
+DEFAULT_DUPLICATE_WINDOW = 120.0
+
+_DURATIONS = frozenset({"max_age", "duplicate_window"})
+EVENT_FIELDS = (
+    "subjects",
+    "retention",
+    "storage",
+    "num_replicas",
+    "max_age",
+    "max_bytes",
+    "max_msgs_per_subject",
+    "discard",
+    "duplicate_window",
+    "deny_delete",
+    "deny_purge",
+    "allow_direct",
+    "allow_atomic",
+)
+SNAPSHOT_FIELDS = (
+    "subjects",
+    "retention",
+    "storage",
+    "num_replicas",
+    "max_msgs_per_subject",
+    "allow_direct",
+)
+
+
+def events_stream_config(namespace: str, js: JetStreamSettings, *, atomic: bool) -> dict[str, Any]:
+    """The events stream: file storage, immutable while retained, direct get, atomic batches."""
+    dup = js.duplicate_window or DEFAULT_DUPLICATE_WINDOW
+    if js.max_age and dup > js.max_age:
+        dup = js.max_age  # the server refuses a duplicate window longer than max age
+    cfg: dict[str, Any] = {
+        "name": stream_name(namespace),
+        "subjects": [events_wildcard(namespace)],
+        "retention": "limits",
+        "storage": "file",
+        "num_replicas": js.replicas,
+        "max_age": int(js.max_age * NS),
+        "max_bytes": js.max_bytes,
+        "max_msgs_per_subject": -1,
+        "discard": "old",
+        "duplicate_window": int(dup * NS),
+        "deny_delete": True,
+        "deny_purge": True,
+        "allow_direct": True,
+    }
+    if atomic:
+        cfg["allow_atomic"] = True
+    return cfg
+
+
+def snapshots_stream_config(namespace: str, js: JetStreamSettings) -> dict[str, Any]:
+    """The snapshots stream: the latest message of each actor's subject is kept."""
+    return {
+        "name": snapshot_stream_name(namespace),
+        "subjects": [snapshots_wildcard(namespace)],
+        "retention": "limits",
+        "storage": "file",
+        "num_replicas": js.replicas,
+        "max_msgs_per_subject": 1,
+        "discard": "old",
+        "allow_direct": True,
+    }
+
+
+_DEFAULTS: dict[str, Any] = {
+    "allow_atomic": False,
+    "allow_direct": False,
+    "deny_delete": False,
+    "deny_purge": False,
+    "max_age": 0,
+    "max_bytes": -1,
+    "max_msgs_per_subject": -1,
+}
+
+
+def _show(field: str, value: Any) -> Any:
+    if field in _DURATIONS and isinstance(value, int):
+        return f"{value / NS:g}s"
+    return value
+
+
+def differences(
+    have: dict[str, Any], want: dict[str, Any], fields: tuple[str, ...]
+) -> dict[str, tuple[Any, Any]]:
+    """The fields of `fields` in which `have` (the server's config) differs from `want`."""
+    out: dict[str, tuple[Any, Any]] = {}
+    for f in fields:
+        if f not in want:
+            continue
+        h = have.get(f, _DEFAULTS.get(f))
+        w = want[f]
+        if f == "subjects":
+            h, w = sorted(h or []), sorted(w)
+        if h != w:
+            out[f] = (_show(f, h), _show(f, w))
+    return out
+
+
+async def ensure_stream(
+    api: JsApi, want: dict[str, Any], fields: tuple[str, ...]
+) -> dict[str, Any]:
+    """Create the stream `want` describes, or verify the existing one; return its config."""
+    name = want["name"]
+    info = await api.stream_info(name)
+    if info is None:
+        try:
+            info = await api.stream_create(want)
+        except JsApiError as e:
+            if e.err_code != ERR_STREAM_NAME_IN_USE:
+                raise AetherError(f"cannot create stream {name}: {e.description}") from None
+            info = await api.stream_info(name)  # created meanwhile with another config
+            if info is None:
+                raise AetherError(f"cannot create stream {name}: {e.description}") from None
+    config: dict[str, Any] = info.get("config", {})
+    diff = differences(config, want, fields)
+    if diff:
+        raise StoreConfigMismatchError(name, diff)
+    return config

@@ -1,0 +1,456 @@
+"""Group commit for `SQLiteEventStore`: one writer thread, one connection, one fsync a batch.
+
+Callers on the event loop queue append (and snapshot) requests; everything queued in one
+turn of the loop goes to the writer thread as one list. The writer takes *every* pending
+request, checks and applies each on its own, and COMMITs them in one transaction, so 64
+concurrent appends cost one fsync instead of 64. A request's future is resolved only after
+COMMIT returned: a successful ``save_event`` is durable (``synchronous=FULL``).
+
+The version check is never a cache lookup. Each event is written by one conditional
+statement that inserts it only if the actor's stored latest version is ``version - 1``::
+
+    INSERT INTO aether_events ... SELECT ... WHERE <latest of the actor> = version - 1
+
+and a trigger advances the actor's row in ``aether_actors`` in the same statement. The
+statement runs inside the write transaction (SQLite's write lock serializes writers of
+every process on the file), and the UNIQUE key on ``(namespace, actor_id, version)`` backs
+it up. A refused statement writes nothing, so one conflict fails only its own request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+
+from aether.errors import AetherError, InvalidEventError, VersionConflictError
+
+MAX_BATCH = 4096
+"""Most requests committed in one transaction (bounds latency under sustained load)."""
+
+TRIGGER = """CREATE TRIGGER IF NOT EXISTS aether_events_advance_actor
+    AFTER INSERT ON aether_events
+    BEGIN
+        INSERT INTO aether_actors (namespace, actor_id, version)
+        VALUES (NEW.namespace, NEW.actor_id, NEW.version)
+        ON CONFLICT (namespace, actor_id) DO UPDATE SET version = excluded.version;
+    END"""
+"""Keeps ``aether_actors`` at each actor's latest version, in the inserting statement."""
+
+_APPEND_IF_NEXT = (
+    "INSERT INTO aether_events (namespace, actor_id, version, payload) "
+    "SELECT ?1, ?2, ?3, ?4 WHERE coalesce((SELECT version FROM aether_actors "
+    "WHERE namespace = ?1 AND actor_id = ?2), 0) = ?3 - 1"
+)
+_BULK_APPEND = (
+    "INSERT INTO aether_events (namespace, actor_id, version, payload) "
+    "SELECT ?1, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), "
+    "CAST(json_extract(j.value, '$[2]') AS BLOB) FROM json_each(?2) AS j "
+    "WHERE coalesce((SELECT a.version FROM aether_actors AS a WHERE a.namespace = ?1 "
+    "AND a.actor_id = json_extract(j.value, '$[0]')), 0) = json_extract(j.value, '$[1]') - 1 "
+    "ORDER BY j.key"
+)
+"""One conditional INSERT for many single-event appends (one per actor, no dependencies)."""
+_APPEND_MANY_IF_NEXT = (
+    "INSERT INTO aether_events (namespace, actor_id, version, payload) "
+    "SELECT ?1, ?2, ?3 + j.key, CAST(j.value AS BLOB) FROM json_each(?4) AS j "
+    "WHERE coalesce((SELECT version FROM aether_actors "
+    "WHERE namespace = ?1 AND actor_id = ?2), 0) = ?3 - 1 ORDER BY j.key"
+)
+"""Consecutive events of one actor in one statement: all rows if the first is next, or none.
+
+The SELECT is evaluated before any row is inserted (SQL's INSERT ... SELECT semantics;
+SQLite materializes it since the table has a trigger), so every row sees the same check.
+"""
+_ACTORS_OF_POSITIONS = (
+    "SELECT json_group_array(actor_id) FROM "
+    "(SELECT actor_id FROM aether_events WHERE position BETWEEN ? AND ? ORDER BY position)"
+)
+_BULK_MIN = 4
+"""Below this many single-event appends in a batch, one statement each is as fast."""
+_APPEND = "INSERT INTO aether_events (namespace, actor_id, version, payload) VALUES (?, ?, ?, ?)"
+_LATEST = "SELECT version FROM aether_actors WHERE namespace = ? AND actor_id = ?"
+_STORED_RANGE = (
+    "SELECT version, position, payload FROM aether_events "
+    "WHERE namespace = ? AND actor_id = ? AND version BETWEEN ? AND ? ORDER BY version"
+)
+_UPSERT_SNAPSHOT = (
+    "INSERT INTO aether_snapshots (namespace, actor_id, version, payload) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (namespace, actor_id) DO UPDATE SET version = excluded.version, "
+    "payload = excluded.payload WHERE excluded.version >= aether_snapshots.version"
+)
+
+
+@dataclass(slots=True)
+class AppendRequest:
+    """Append encoded events ``(version, event_id, payload)`` of one actor, consecutively."""
+
+    actor_id: str
+    rows: list[tuple[int, str, bytes]]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[list[int]]
+
+
+@dataclass(slots=True)
+class SnapshotRequest:
+    """Keep an encoded snapshot if it is not beyond the actor's latest event."""
+
+    actor_id: str
+    version: int
+    payload: bytes
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[None]
+
+
+Request = AppendRequest | SnapshotRequest
+
+
+@dataclass(slots=True)
+class WriterStats:
+    """Counters of the group-commit writer (read them for monitoring and tests)."""
+
+    commits: int = 0
+    """Transactions committed that wrote something."""
+    requests: int = 0
+    """Append and snapshot requests handled (succeeded or failed)."""
+    events: int = 0
+    """Events written."""
+    conflicts: int = 0
+    """Appends refused with a version conflict."""
+    max_batch: int = 0
+    """Most requests handled in one transaction."""
+    bulk_appends: int = 0
+    """Appends written by the one-statement path (many actors in one INSERT)."""
+
+
+_STOP = object()
+
+
+class GroupCommitWriter:
+    """The single writer of one store: a thread that commits queued requests in batches.
+
+    `submit` is called on an event loop; requests submitted during one turn of that loop
+    reach the thread together, so they share a transaction.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        namespace: str,
+        path: str,
+        on_commit: Callable[[], None],
+    ) -> None:
+        self._conn = conn
+        self._ns = namespace
+        self._path = path
+        self._on_commit = on_commit
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._pending: dict[asyncio.AbstractEventLoop, list[Request]] = {}
+        self._use_bulk = True
+        self._wrote = False
+        self._solo = False
+        self.stats = WriterStats()
+        self._thread = threading.Thread(
+            target=self._run, name=f"aether-sqlite-writer-{namespace}", daemon=True
+        )
+        self._thread.start()
+
+    def submit(self, request: Request) -> None:
+        """Queue `request` (on its loop); its future is resolved from the writer thread."""
+        if self._closed:
+            raise AetherError(f"SQLite store {self._path}: the store is closed")
+        pending = self._pending.get(request.loop)
+        if pending is None:
+            self._pending[request.loop] = [request]
+            request.loop.call_soon(self._flush, request.loop)
+        else:
+            pending.append(request)
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._pending.pop(loop, None)
+        if not batch:
+            return
+        with self._lock:
+            if not self._closed:
+                self._queue.put(batch)
+                return
+        err = AetherError(f"SQLite store {self._path}: the store is closed")
+        _resolve([(r.future, err) for r in batch])  # type: ignore[misc]
+
+    def flush_pending(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand `loop`'s requests not yet flushed to the thread now (on `loop`'s thread)."""
+        self._flush(loop)
+
+    def close(self) -> None:
+        """Finish the queued requests, stop the thread and close the connection (blocks).
+
+        Call `flush_pending` on the loop first (`SQLiteEventStore.close` does).
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
+        self._thread.join()
+
+    # -- the writer thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        get, get_nowait, empty = self._queue.get, self._queue.get_nowait, queue.Empty
+        try:
+            while True:
+                first = get()
+                if first is _STOP:
+                    return
+                batch: list[Request] = list(first)  # type: ignore[call-overload]
+                stop = False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        more = get_nowait()
+                    except empty:
+                        break
+                    if more is _STOP:
+                        stop = True
+                        break
+                    batch.extend(more)  # type: ignore[arg-type]
+                self._commit(batch)
+                if stop:
+                    return
+        finally:
+            self._conn.close()
+
+    def _commit(self, batch: list[Request]) -> None:
+        conn = self._conn
+        try:
+            one = batch[0]
+            if (
+                len(batch) == 1
+                and isinstance(one, AppendRequest)
+                and (len(one.rows) == 1 or self._use_bulk)
+            ):
+                # autocommit: the conditional INSERT is its own (durable) transaction
+                self._solo = False
+                results = [self._try(one)]
+                wrote = not isinstance(results[0], BaseException) and self._wrote
+            else:
+                self._solo = len(batch) == 1
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    done = self._bulk(batch) if self._use_bulk else {}
+                    wrote = bool(done)
+                    results = []
+                    for i, req in enumerate(batch):
+                        positions = done.get(i)
+                        if positions is not None:
+                            results.append(positions)
+                            continue
+                        results.append(self._try(req))
+                        wrote = wrote or self._wrote
+                    if conn.in_transaction:
+                        conn.execute("COMMIT" if wrote else "ROLLBACK")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as e:
+            results = [AetherError(f"SQLite store {self._path}: {e}") for _ in batch]
+            wrote = False
+        except BaseException as e:  # never leave a caller waiting forever
+            msg = f"SQLite store {self._path}: writer failed: {e!r}"
+            results = [AetherError(msg) for _ in batch]
+            wrote = False
+        self._count(batch, results, wrote)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[object], object]]] = {}
+        for req, res in zip(batch, results, strict=True):
+            by_loop.setdefault(req.loop, []).append((req.future, res))  # type: ignore[arg-type]
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the caller's loop is closed
+                loop.call_soon_threadsafe(_resolve, items)
+        if wrote:
+            self._on_commit()
+
+    def _bulk(self, batch: list[Request]) -> dict[int, list[int]]:
+        """Insert the first single-event append of each actor in one statement.
+
+        Returns ``{index in batch: [position]}`` for those that were the actor's next
+        version. The others (and every other request) are left for `_try`, in order.
+        """
+        picked: list[int] = []
+        seen: set[str] = set()
+        for i, req in enumerate(batch):
+            if isinstance(req, AppendRequest):
+                if len(req.rows) == 1 and req.actor_id not in seen:
+                    picked.append(i)
+                seen.add(req.actor_id)
+            else:
+                seen.add(req.actor_id)
+        if len(picked) < _BULK_MIN:
+            return {}
+        items = []
+        for i in picked:
+            req = batch[i]
+            version, _, payload = req.rows[0]  # type: ignore[union-attr]
+            items.append((req.actor_id, version, payload.decode()))  # type: ignore[union-attr]
+        try:
+            cur = self._conn.execute(_BULK_APPEND, (self._ns, orjson.dumps(items).decode()))
+        except sqlite3.OperationalError as e:
+            if not _lacks_json(e):
+                raise
+            self._use_bulk = False  # no JSON functions in this SQLite: one by one
+            return {}
+        count = cur.rowcount
+        if count <= 0:
+            return {}
+        last: int = cur.lastrowid  # type: ignore[assignment]
+        first = last - count + 1
+        row = self._conn.execute(_ACTORS_OF_POSITIONS, (first, last)).fetchone()
+        position_of = dict(zip(orjson.loads(row[0]), range(first, last + 1), strict=True))
+        done: dict[int, list[int]] = {}
+        for i in picked:
+            p = position_of.get(batch[i].actor_id)
+            if p is not None:
+                done[i] = [p]
+        self.stats.bulk_appends += len(done)
+        return done
+
+    def _count(self, batch: list[Request], results: list[object], wrote: bool) -> None:
+        stats = self.stats
+        stats.requests += len(batch)
+        stats.max_batch = max(stats.max_batch, len(batch))
+        if wrote:
+            stats.commits += 1
+        for req, res in zip(batch, results, strict=True):
+            if isinstance(res, VersionConflictError):
+                stats.conflicts += 1
+            elif wrote and isinstance(req, AppendRequest) and not isinstance(res, BaseException):
+                stats.events += len(req.rows)
+
+    def _try(self, req: Request) -> object:
+        """Apply `req`; return its result or the validation error it failed with.
+
+        Sets ``self._wrote`` when it changed the database. A request that fails writes
+        nothing (one conditional statement, or a savepoint around a multi-event append).
+        """
+        self._wrote = False
+        try:
+            if isinstance(req, SnapshotRequest):
+                return self._apply_snapshot(req)
+            if len(req.rows) == 1:
+                return self._append_one(req)
+            return self._append_many(req)
+        except (VersionConflictError, InvalidEventError) as e:
+            self._wrote = False
+            return e
+
+    def _append_one(self, req: AppendRequest) -> list[int]:
+        version, _, payload = req.rows[0]
+        try:
+            cur = self._conn.execute(_APPEND_IF_NEXT, (self._ns, req.actor_id, version, payload))
+        except sqlite3.IntegrityError:  # the UNIQUE key refused it (statement undone)
+            raise VersionConflictError(
+                req.actor_id, version - 1, self._latest(req.actor_id)
+            ) from None
+        if cur.rowcount != 1:
+            return self._resave_or_conflict(req)
+        self._wrote = True
+        return [cur.lastrowid]  # type: ignore[list-item]
+
+    def _append_many(self, req: AppendRequest) -> list[int]:
+        if self._use_bulk:
+            payloads = orjson.dumps([p.decode() for _, _, p in req.rows]).decode()
+            first = req.rows[0][0]
+            try:
+                cur = self._conn.execute(
+                    _APPEND_MANY_IF_NEXT, (self._ns, req.actor_id, first, payloads)
+                )
+            except sqlite3.IntegrityError:  # the UNIQUE key refused a row (statement undone)
+                raise VersionConflictError(
+                    req.actor_id, first - 1, self._latest(req.actor_id)
+                ) from None
+            except sqlite3.OperationalError as e:
+                if not _lacks_json(e):
+                    raise
+                self._use_bulk = False  # no JSON functions in this SQLite: the slow path
+            else:
+                if cur.rowcount != len(req.rows):
+                    return self._resave_or_conflict(req)
+                self._wrote = True
+                last: int = cur.lastrowid  # type: ignore[assignment]
+                return list(range(last - len(req.rows) + 1, last + 1))
+        return self._append_many_slowly(req)
+
+    def _append_many_slowly(self, req: AppendRequest) -> list[int]:
+        """`_append_many` without JSON functions: first row conditional, then the rest."""
+        conn, ns, actor, rows = self._conn, self._ns, req.actor_id, req.rows
+        # Alone in its transaction, a failure rolls the transaction back: no savepoint.
+        savepoint = not self._solo
+        if savepoint:
+            conn.execute("SAVEPOINT aether_append")
+        try:
+            cur = conn.execute(_APPEND_IF_NEXT, (ns, actor, rows[0][0], rows[0][2]))
+            first: int = cur.lastrowid if cur.rowcount == 1 else 0  # type: ignore[assignment]
+            if first:
+                conn.executemany(_APPEND, [(ns, actor, v, p) for v, _, p in rows[1:]])
+        except BaseException as e:  # nothing of this request may stay
+            conn.execute("ROLLBACK TO aether_append" if savepoint else "ROLLBACK")
+            if savepoint:
+                conn.execute("RELEASE aether_append")
+            if isinstance(e, sqlite3.IntegrityError):  # the UNIQUE key refused a row
+                raise VersionConflictError(actor, rows[0][0] - 1, self._latest(actor)) from None
+            raise
+        if savepoint:
+            conn.execute("RELEASE aether_append")
+        if not first:
+            return self._resave_or_conflict(req)
+        self._wrote = True
+        return list(range(first, first + len(rows)))
+
+    def _resave_or_conflict(self, req: AppendRequest) -> list[int]:
+        """Positions of `req`'s events if they are stored already (same ids), else raise."""
+        rows = req.rows
+        stored = self._conn.execute(
+            _STORED_RANGE, (self._ns, req.actor_id, rows[0][0], rows[-1][0])
+        ).fetchall()
+        if len(stored) == len(rows) and all(
+            v == want_v and orjson.loads(payload)["id"] == want_id
+            for (v, _, payload), (want_v, want_id, _) in zip(stored, rows, strict=True)
+        ):
+            return [pos for _, pos, _ in stored]
+        raise VersionConflictError(req.actor_id, rows[0][0] - 1, self._latest(req.actor_id))
+
+    def _latest(self, actor_id: str) -> int:
+        row = self._conn.execute(_LATEST, (self._ns, actor_id)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _apply_snapshot(self, req: SnapshotRequest) -> None:
+        latest = self._latest(req.actor_id)
+        if req.version > latest:
+            raise InvalidEventError(
+                "version", f"snapshot version {req.version} is beyond the latest event {latest}"
+            )
+        self._conn.execute(_UPSERT_SNAPSHOT, (self._ns, req.actor_id, req.version, req.payload))
+        self._wrote = True
+
+
+def _lacks_json(error: sqlite3.OperationalError) -> bool:
+    """Whether `error` says this SQLite was built without the JSON functions."""
+    text = str(error)
+    return "no such function: json" in text or "no such table: json_each" in text
+
+
+def _resolve(items: list[tuple[asyncio.Future[object], object]]) -> None:
+    for fut, res in items:
+        if fut.done():  # the caller was cancelled; the outcome stands (re-save settles it)
+            continue
+        if isinstance(res, BaseException):
+            fut.set_exception(res)
+        else:
+            fut.set_result(res)

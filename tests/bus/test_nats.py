@@ -1,0 +1,249 @@
+"""NatsEventBus on a real nats-server: ordering, types, isolation, drops, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from aether.bus import NatsEventBus, Overflow
+from aether.errors import (
+    EventTooLargeError,
+    InvalidEventError,
+    InvalidIdentifierError,
+    SubscriptionOverflowError,
+)
+from aether.event import Event, encode_event
+from tests.bus.conftest import BusFactory
+from tests.bus.helpers import ROOT, assert_seq_event, drain_until_accounted, seq_event, take
+from tests.servers import NatsServer, wait_jetstream_ready
+
+N = 10_000
+
+
+async def test_event_ordering_over_nats_keeps_ints_floats_and_nesting(nats_bus: BusFactory) -> None:
+    pub, sub_bus = await nats_bus(), await nats_bus()
+    sub = await sub_bus.subscribe("demo")
+    for i in range(1, 1001):
+        await pub.publish("demo", seq_event(i))
+    got = await take(sub, 1000)
+    for i, e in enumerate(got, start=1):
+        assert_seq_event(e, i)
+    original = seq_event(7)
+    await pub.publish("demo", original)
+    (echo,) = await take(sub, 1)
+    assert encode_event(echo) == encode_event(original)  # byte-identical round trip
+    assert echo == original
+
+
+async def test_high_throughput_block_loses_none_with_a_late_consumer(nats_bus: BusFactory) -> None:
+    pub, sub_bus = await nats_bus(), await nats_bus()
+    sub = await sub_bus.subscribe("demo")  # BLOCK, buffer 1024: the NATS client queues the rest
+    for i in range(1, N + 1):
+        await pub.publish("demo", seq_event(i))
+    await pub.flush()
+    await asyncio.sleep(0.2)  # consume late
+    got = await take(sub, N)
+    assert [e.data["seq"] for e in got] == list(range(1, N + 1))
+    assert (sub.dropped, sub.missed()) == (0, 0)
+
+
+@pytest.mark.parametrize("policy", [Overflow.DROP_OLDEST, Overflow.DROP_NEWEST])
+async def test_high_throughput_dropping_policies_account_for_every_event(
+    nats_bus: BusFactory, policy: Overflow
+) -> None:
+    pub, sub_bus = await nats_bus(), await nats_bus()
+    sub = await sub_bus.subscribe("demo", overflow=policy, buffer=100)
+    for i in range(1, N + 1):
+        await pub.publish("demo", seq_event(i))
+    await pub.flush()
+    await asyncio.sleep(0.2)  # consume late
+    got = await drain_until_accounted(sub, N)
+    assert sub.delivered + sub.dropped == N  # exactly: nothing lost uncounted
+    seqs = [e.data["seq"] for e in got]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    if policy is Overflow.DROP_NEWEST:
+        assert seqs[:100] == list(range(1, 101))
+    else:
+        assert seqs[-1] == N
+
+
+async def test_slow_consumer_drops_are_counted_logged_and_reported(
+    nats_bus: BusFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    pub = await nats_bus()
+    sub_bus = await nats_bus(pending_msgs_limit=50)
+    sub = await sub_bus.subscribe("demo", buffer=10)  # BLOCK: the client queue overflows
+    failing = await sub_bus.subscribe("demo", buffer=10, overflow=Overflow.ERROR)
+    with caplog.at_level(logging.WARNING, logger="aether.bus"):
+        for i in range(1, 1001):
+            await pub.publish("demo", seq_event(i))
+        await pub.flush()
+        got = await drain_until_accounted(sub, 1000)
+        await sub.close()
+    assert sub.client_dropped > 0 and sub.dropped == sub.client_dropped
+    assert len(got) + sub.dropped == 1000
+    assert sub.missed() == sub.dropped
+    seqs = [e.data["seq"] for e in got]
+    assert seqs[:10] == list(range(1, 11)) and seqs == sorted(seqs)
+    lines = [r.getMessage() for r in caplog.records if f"#{sub.id} " in r.getMessage()]
+    assert lines and "slow consumer" in lines[-1]
+    assert sum(int(x.split("dropped ")[1].split()[0]) for x in lines) == sub.dropped
+    with pytest.raises(SubscriptionOverflowError):
+        async for _ in failing:
+            pass
+    assert failing.delivered == 10
+
+
+async def test_namespace_isolation_patterns_and_filters_on_nats(nats_bus: BusFactory) -> None:
+    pub, sub_bus = await nats_bus(), await nats_bus()
+    a = await sub_bus.subscribe("a")
+    every = await sub_bus.subscribe("*")
+    orders = await sub_bus.subscribe("orders-*")
+    typed = await sub_bus.subscribe("a", event_types=["Placed", "Paid"])
+    weird = await sub_bus.subscribe("a", actor_id="a.b")
+    for ns, et, actor in [
+        ("b", "Placed", "a.b"),
+        ("a", "Placed", "a*b"),
+        ("orders-eu", "Paid", "x"),
+        ("a", "Shipped", "a.b"),
+        ("a", "Paid", "user@example.com"),
+    ]:
+        await pub.publish(ns, Event(et, actor, 1))
+    await pub.publish("a", Event("End", "end", 1))
+    got_a = await take(a, 4)
+    assert [(e.event_type, e.actor_id) for e in got_a] == [
+        ("Placed", "a*b"),
+        ("Shipped", "a.b"),
+        ("Paid", "user@example.com"),
+        ("End", "end"),
+    ]
+    names = []
+    for _ in range(6):
+        await every.__anext__()
+        names.append(every.last_namespace)
+    assert names == ["b", "a", "orders-eu", "a", "a", "a"]
+    assert [e.actor_id for e in await take(orders, 1)] == ["x"]
+    assert [e.event_type for e in await take(typed, 2)] == ["Placed", "Paid"]
+    assert [(e.event_type, e.actor_id) for e in await take(weird, 1)] == [("Shipped", "a.b")]
+    await asyncio.sleep(0.1)
+    assert (orders.pending, typed.pending, weird.pending, a.pending) == (0, 0, 0, 0)
+
+
+async def test_concurrent_publish_subscribe_8_by_8_on_nats(nats_bus: BusFactory) -> None:
+    per_publisher = 300
+    namespaces = ["ns-a", "ns-b"]
+    sub_bus = await nats_bus()
+    subs = {ns: [await sub_bus.subscribe(ns, buffer=64) for _ in range(4)] for ns in namespaces}
+    publishers = [await nats_bus() for _ in range(8)]
+
+    async def publisher(p: int) -> None:
+        ns = namespaces[p % 2]
+        for v in range(1, per_publisher + 1):
+            await publishers[p].publish(ns, seq_event(v, actor=f"pub-{p}"))
+            if v % 50 == 0:
+                await asyncio.sleep(0)
+
+    async def subscriber(ns: str, sub) -> None:  # type: ignore[no-untyped-def]
+        got = await take(sub, 4 * per_publisher, limit=60)
+        by_actor: dict[str, list[int]] = {}
+        for e in got:
+            by_actor.setdefault(e.actor_id, []).append(e.version)
+        assert set(by_actor) == {f"pub-{p}" for p in range(8) if namespaces[p % 2] == ns}
+        for versions in by_actor.values():
+            assert versions == list(range(1, per_publisher + 1))
+
+    await asyncio.gather(
+        *(publisher(p) for p in range(8)),
+        *(subscriber(ns, s) for ns in namespaces for s in subs[ns]),
+    )
+    await asyncio.sleep(0.1)
+    for ns in namespaces:
+        for s in subs[ns]:
+            assert (s.dropped, s.pending) == (0, 0)
+
+
+PUBLISHER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from aether.bus import NatsEventBus
+    from aether.config import Settings
+    from tests.bus.helpers import seq_event
+
+    async def main():
+        settings = Settings.load(overrides={"nats.servers": [sys.argv[1]]})
+        async with await NatsEventBus.open(settings) as bus:
+            for i in range(1, int(sys.argv[2]) + 1):
+                await bus.publish("xproc", seq_event(i, actor="remote"))
+            await bus.flush()
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_cross_process_publisher(nats_bus: BusFactory, nats_server: NatsServer) -> None:
+    sub = await (await nats_bus()).subscribe("xproc")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        PUBLISHER,
+        nats_server.url,
+        "2000",
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, stderr.decode()
+    got = await take(sub, 2000)
+    for i, e in enumerate(got, start=1):
+        assert_seq_event(e, i)
+        assert e.actor_id == "remote"
+
+
+async def test_keeps_delivering_after_a_server_restart(
+    nats_bus: BusFactory, nats_server: NatsServer
+) -> None:
+    pub, sub_bus = await nats_bus(), await nats_bus()
+    sub = await sub_bus.subscribe("demo", event_types="Real")
+    probe = await sub_bus.subscribe("demo", event_types="Probe")
+    await pub.publish("demo", Event("Real", "x", 1))
+    assert [e.version for e in await take(sub, 1)] == [1]
+    await asyncio.to_thread(nats_server.restart)
+    await asyncio.to_thread(wait_jetstream_ready, [nats_server.url])
+    # Core NATS loses what is published before both sides are back: probe until it flows.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while probe.get_nowait() is None:
+        assert loop.time() < deadline, "no delivery after the restart"
+        await pub.publish("demo", Event("Probe", "x", 1))
+        await asyncio.sleep(0.1)
+    for v in range(2, 102):
+        await pub.publish("demo", Event("Real", "x", v))
+    assert [e.version for e in await take(sub, 100)] == list(range(2, 102))
+
+
+async def test_publish_validates_and_respects_max_payload(nats_bus: BusFactory) -> None:
+    bus = await nats_bus()
+    small = NatsEventBus(bus.connection, max_event_bytes=500)
+    with pytest.raises(EventTooLargeError):
+        await small.publish("demo", Event("T", "a", 1, {"blob": "x" * 600}))
+    assert bus.max_event_bytes == min(1024 * 1024, bus.connection.max_payload)
+    with pytest.raises(EventTooLargeError):
+        await bus.publish("demo", Event("T", "a", 1, {"blob": "x" * (bus.max_event_bytes + 1)}))
+    with pytest.raises(InvalidEventError) as e1:
+        await bus.publish("demo", Event("T", "a", 1, {"x": float("nan")}))
+    assert e1.value.field == "data.x"
+    with pytest.raises(InvalidEventError):
+        await bus.publish("demo", Event("T", "a", 1, {"x": (1, 2)}))  # type: ignore[dict-item]
+    with pytest.raises(InvalidIdentifierError) as e2:
+        await bus.publish("a.b", Event("T", "a", 1))
+    assert e2.value.field == "namespace"
+    with pytest.raises(InvalidIdentifierError):
+        await bus.publish("*", Event("T", "a", 1))
+    with pytest.raises(InvalidIdentifierError):
+        await bus.subscribe("a.>")

@@ -1,0 +1,84 @@
+"""Global behaviour of the ``aether`` app: usage errors, config errors, help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import Cli
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["nosuch"], "No such command 'nosuch'"),
+        (["--bogus", "versions"], "--bogus"),
+        (["--store"], "--store"),
+        (["replay", "a", "--from", "x"], "--from"),
+        (["versions", "--nope"], "--nope"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(cli: Cli, args: list[str], named: str) -> None:
+    out = cli(*args)
+    assert out.code == 2
+    line = out.error_line()
+    assert named in line
+    assert "--help" in line  # where to look next
+
+
+def test_bare_aether_prints_help(cli: Cli) -> None:
+    out = cli()
+    assert out.code == 2
+    shown = out.stdout + out.stderr
+    assert "append" in shown and "replay" in shown and "versions" in shown
+
+
+def test_help_exits_0(cli: Cli) -> None:
+    for args in (["--help"], ["append", "--help"], ["replay", "-h"], ["versions", "--help"]):
+        out = cli(*args)
+        assert out.code == 0
+        assert "Usage" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        ("namespace: [unclosed\n", "not valid YAML"),
+        ("nats:\n  sever: x\n", "nats.sever: unknown setting"),
+        ("store: cassandra\n", "store: must be one of"),
+        ("- a list\n", "must be a mapping"),
+    ],
+)
+def test_config_errors_are_one_line_exit_2(
+    cli: Cli, tmp_path: Path, content: str, named: str
+) -> None:
+    (tmp_path / "bad.yaml").write_text(content)
+    out = cli("--config", "bad.yaml", "versions")
+    assert out.code == 2
+    line = out.error_line()
+    assert "bad.yaml" in line or "from file" in line or named.startswith("store")
+    assert named in line
+
+
+def test_missing_config_file_is_an_error(cli: Cli) -> None:
+    out = cli("--config", "nowhere.yaml", "versions")
+    assert out.code == 2
+    assert "nowhere.yaml" in out.error_line()
+
+
+def test_config_file_in_working_dir_selects_namespace(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "aether.yaml").write_text("namespace: from-file\n")
+    assert cli("append", "a", "X").code == 0
+    assert cli("-n", "from-file", "versions", "--json").json() == {"a": 1}
+    assert cli("-n", "default", "versions", "--json").json() == {}
+    assert "'from-file'" in cli("replay", "nobody").stderr
+
+
+def test_sqlite_path_from_environment(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AETHER_SQLITE_PATH", str(tmp_path / "elsewhere" / "e.db"))
+    assert cli("append", "a", "X").code == 0
+    assert (tmp_path / "elsewhere" / "e.db").is_file()
+    assert not (tmp_path / ".aether").exists()

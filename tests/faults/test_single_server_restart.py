@@ -1,0 +1,46 @@
+"""Fault (a): the single server restarts while 10,000 appends run with retries."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aether.store.jetstream import JetStreamEventStore
+from tests.faults.helpers import assert_exactly_acked, ev, fault_settings, save_with_retries
+from tests.servers import NatsServer
+
+ACTORS = 100
+PER_ACTOR = 100  # 10,000 appends
+
+
+async def test_restart_during_appends_loses_and_duplicates_nothing(
+    nats_server: NatsServer,
+) -> None:
+    settings = fault_settings([nats_server.url])
+    store = await JetStreamEventStore.open(settings)
+    acked: dict[str, list[str]] = {f"actor-{i}": [] for i in range(ACTORS)}
+    retried = 0
+    progress = asyncio.Event()
+
+    async def writer(actor: str) -> None:
+        nonlocal retried
+        for v in range(1, PER_ACTOR + 1):
+            event = ev(actor, v, n=v)
+            stored, retries = await save_with_retries(store, event)
+            assert stored.version == v and stored.id == event.id
+            acked[actor].append(event.id)
+            retried += retries
+            if sum(map(len, acked.values())) >= ACTORS * PER_ACTOR // 3:
+                progress.set()
+
+    async def restarter() -> None:
+        await progress.wait()
+        await asyncio.to_thread(nats_server.restart)
+
+    await asyncio.wait_for(asyncio.gather(restarter(), *(writer(a) for a in acked)), timeout=120)
+    assert retried > 0, "the restart happened after the appends: nothing was tested"
+    await store.close()
+
+    fresh = await JetStreamEventStore.open(settings)
+    await assert_exactly_acked(fresh, acked, PER_ACTOR)
+    assert await fresh.list_actors() == dict.fromkeys(acked, PER_ACTOR)
+    await fresh.close()

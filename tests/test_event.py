@@ -1,0 +1,295 @@
+"""`aether.event`: the Event model, validation, the wire codec and `fold_data`."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta, timezone
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aether.errors import (
+    EventTooLargeError,
+    InvalidEventError,
+    InvalidIdentifierError,
+    ValidationError,
+)
+from aether.event import (
+    WIRE_KEYS,
+    Event,
+    Snapshot,
+    decode_event,
+    decode_snapshot,
+    encode_event,
+    encode_snapshot,
+    event_from_dict,
+    event_to_dict,
+    fold_data,
+    format_timestamp,
+    loads_json_object,
+    parse_timestamp,
+    validate_event,
+)
+
+TS = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+
+
+def make(**changes: object) -> Event:
+    fields: dict[str, object] = {
+        "event_type": "OrderPlaced",
+        "actor_id": "order-1",
+        "version": 1,
+        "data": {"total": 99.99, "items": 3},
+        "id": "e-1",
+        "timestamp": TS,
+        "metadata": {"correlation_id": "c-1"},
+    }
+    fields.update(changes)
+    return Event(**fields)  # type: ignore[arg-type]
+
+
+def test_round_trip_keeps_every_field() -> None:
+    event = make()
+    payload = encode_event(event)
+    back = decode_event(payload, position=7)
+    assert back == event.with_position(7)
+    assert back.position == 7 and event.position is None
+
+
+def test_wire_form_has_exactly_the_documented_keys() -> None:
+    wire = orjson.loads(encode_event(make()))
+    assert tuple(wire) == WIRE_KEYS
+    assert wire == {
+        "id": "e-1",
+        "event_type": "OrderPlaced",
+        "actor_id": "order-1",
+        "version": 1,
+        "data": {"total": 99.99, "items": 3},
+        "timestamp": "2026-01-02T03:04:05.123456Z",
+        "metadata": {"correlation_id": "c-1"},
+    }
+
+
+def test_ints_stay_ints_and_floats_stay_floats() -> None:
+    data = {
+        "seq": 7,
+        "ratio": 7.0,
+        "big": 2**62,
+        "neg": -3,
+        "tiny": 1e-300,
+        "nested": [1, 1.0, {"x": 0}],
+    }
+    back = decode_event(encode_event(make(data=data)))
+    assert back.data == data
+    assert type(back.data["seq"]) is int and type(back.data["ratio"]) is float
+    assert type(back.data["big"]) is int
+    assert [type(v) for v in back.data["nested"][:2]] == [int, float]
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(), json_values, max_size=6))
+def test_any_json_data_round_trips_exactly(data: dict[str, object]) -> None:
+    back = decode_event(encode_event(make(data=data)))
+    assert orjson.dumps(back.data) == orjson.dumps(data)
+    assert _types(back.data) == _types(data)
+
+
+def _types(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _types(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_types(v) for v in value]
+    return type(value).__name__
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_nan_and_infinity_are_rejected_with_their_path(bad: float) -> None:
+    with pytest.raises(InvalidEventError) as info:
+        encode_event(make(data={"a": {"b": [1, bad]}}))
+    assert info.value.field == "data.a.b[1]"
+    assert "NaN" in info.value.rule
+
+
+def test_timestamp_format_is_rfc3339_utc_with_microseconds() -> None:
+    assert format_timestamp(TS) == "2026-01-02T03:04:05.123456Z"
+    assert format_timestamp(TS.replace(microsecond=0)) == "2026-01-02T03:04:05.000000Z"
+    assert parse_timestamp("2026-01-02T03:04:05.123456Z") == TS
+
+
+def test_non_utc_timestamp_is_converted_to_utc() -> None:
+    plus2 = timezone(timedelta(hours=2))
+    local = datetime(2026, 1, 2, 5, 4, 5, 123456, tzinfo=plus2)
+    wire = orjson.loads(encode_event(make(timestamp=local)))
+    assert wire["timestamp"] == "2026-01-02T03:04:05.123456Z"
+    back = parse_timestamp("2026-01-02T05:04:05.123456+02:00")
+    assert back == TS and back.utcoffset() == timedelta(0)
+
+
+def test_naive_timestamp_is_rejected() -> None:
+    with pytest.raises(InvalidEventError) as info:
+        encode_event(make(timestamp=datetime(2026, 1, 2, 3, 4, 5)))
+    assert info.value.field == "timestamp"
+    with pytest.raises(InvalidEventError):
+        parse_timestamp("2026-01-02T03:04:05")
+
+
+def test_default_fields() -> None:
+    a, b = Event("T", "x", 1), Event("T", "x", 1)
+    assert a.id != b.id and len(a.id) == 36
+    assert a.timestamp.tzinfo is not None
+    assert a.data == {} and a.metadata == {} and a.position is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"version": 0}, "version"),
+        ({"version": -1}, "version"),
+        ({"version": True}, "version"),
+        ({"version": 1.0}, "version"),
+        ({"version": 2**63}, "version"),
+        ({"id": ""}, "id"),
+        ({"id": "a\nb"}, "id"),
+        ({"data": [1]}, "data"),
+        ({"data": {"k": object()}}, "data.k"),
+        ({"data": {1: "int key"}}, "data"),
+        ({"data": {"s": {1, 2}}}, "data.s"),
+        ({"metadata": {"k": 1}}, "metadata.k"),
+        ({"metadata": []}, "metadata"),
+        ({"timestamp": "2026-01-02"}, "timestamp"),
+    ],
+)
+def test_invalid_fields_are_named(changes: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidEventError) as info:
+        validate_event(make(**changes))
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"actor_id": ""}, "actor_id"),
+        ({"event_type": "a b"}, "event_type"),
+        ({"event_type": "*"}, "event_type"),
+    ],
+)
+def test_invalid_identifiers_are_named(changes: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidIdentifierError) as info:
+        encode_event(make(**changes))
+    assert info.value.field == field
+
+
+def test_too_large_event_is_refused() -> None:
+    with pytest.raises(EventTooLargeError) as info:
+        encode_event(make(data={"pad": "x" * 2000}), max_bytes=1000)
+    assert info.value.limit == 1000 and info.value.size > 2000
+
+
+def test_event_from_dict_round_trip_and_defaults() -> None:
+    event = make()
+    assert event_from_dict(event_to_dict(event)) == event
+    minimal = event_from_dict({"event_type": "T", "actor_id": "a", "version": 3})
+    assert minimal.version == 3 and minimal.data == {} and minimal.metadata == {}
+    assert minimal.id and minimal.timestamp.tzinfo is not None
+    with_pos = event_to_dict(event.with_position(5), with_position=True)
+    assert with_pos["position"] == 5
+
+
+@pytest.mark.parametrize(
+    ("d", "field"),
+    [
+        ({"actor_id": "a", "version": 1}, "event_type"),
+        ({"event_type": "T", "version": 1}, "actor_id"),
+        ({"event_type": "T", "actor_id": "a"}, "version"),
+        ({"event_type": "T", "actor_id": "a", "version": 1, "extra": 1}, "extra"),
+        ({"event_type": "T", "actor_id": "a", "version": 1, "position": 1}, "position"),
+        ({"event_type": "T", "actor_id": "a", "version": 1, "timestamp": "soon"}, "timestamp"),
+        ({"event_type": "T", "actor_id": "a", "version": 1, "timestamp": 12}, "timestamp"),
+        ({"event_type": "T", "actor_id": "a", "version": "1"}, "version"),
+        ({"event_type": "T", "actor_id": "a", "version": 1, "data": "x"}, "data"),
+        ({"event_type": 5, "actor_id": "a", "version": 1}, "event_type"),
+    ],
+)
+def test_event_from_dict_errors_name_the_field(d: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        event_from_dict(d)
+    assert info.value.field == field
+
+
+def test_event_from_dict_refuses_non_mapping() -> None:
+    with pytest.raises(InvalidEventError) as info:
+        event_from_dict([1, 2])  # type: ignore[arg-type]
+    assert info.value.field == "event"
+
+
+def test_loads_json_object() -> None:
+    assert loads_json_object('{"a": 1, "b": 1.5}', "data") == {"a": 1, "b": 1.5}
+    for text, rule in (
+        ("[1]", "JSON object"),
+        ("nope", "not valid JSON"),
+        ('{"x": NaN}', "not valid"),
+    ):
+        with pytest.raises(InvalidEventError) as info:
+            loads_json_object(text, "data")
+        assert info.value.field == "data" and rule in info.value.rule
+
+
+def test_snapshot_round_trip() -> None:
+    snap = Snapshot("order-1", 2, {"status": "shipped", "total": 99.99, "n": 3}, TS)
+    assert decode_snapshot(encode_snapshot(snap)) == snap
+
+
+def test_fold_data_later_keys_win_without_mutating() -> None:
+    e1 = make(version=1, data={"status": "placed", "total": 99.99})
+    e2 = make(version=2, data={"status": "shipped", "carrier": "FastShip"})
+    initial = {"note": "x", "status": "new"}
+    state = fold_data([e1, e2], initial)
+    assert state == {"note": "x", "status": "shipped", "total": 99.99, "carrier": "FastShip"}
+    assert initial == {"note": "x", "status": "new"}
+    assert e1.data == {"status": "placed", "total": 99.99}
+    assert fold_data([]) == {}
+    assert fold_data(iter([e2])) == {"status": "shipped", "carrier": "FastShip"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"data": {"x": 2**64}}, "data"),
+        ({"data": {"x": -(2**63) - 1}}, "data"),
+        ({"data": {"s": "\ud800"}}, "data"),
+        ({"metadata": {"k": "\udc00"}}, "metadata"),
+    ],
+)
+def test_values_json_cannot_carry_are_validation_errors(
+    changes: dict[str, object], field: str
+) -> None:
+    with pytest.raises(InvalidEventError) as info:
+        encode_event(make(**changes))
+    assert info.value.field == field and "cannot be encoded" in info.value.rule
+
+
+def test_64_bit_integer_edges_round_trip() -> None:
+    data = {"max": 2**64 - 1, "min": -(2**63)}
+    assert decode_event(encode_event(make(data=data))).data == data
+
+
+def test_loads_json_object_refuses_integers_that_would_become_floats() -> None:
+    with pytest.raises(InvalidEventError) as info:
+        loads_json_object('{"f": 1.5, "n": [1, 123456789012345678901234567890]}', "data")
+    assert info.value.field == "data.n[1]" and "64 bits" in info.value.rule
+    assert loads_json_object('{"f": 1.5, "n": 18446744073709551615}', "data") == {
+        "f": 1.5,
+        "n": 18446744073709551615,
+    }
