@@ -64,7 +64,9 @@ class StoreConfigMismatchError(ConfigError):
     def __init__(self, name: str, differences: dict[str, tuple[object, object]]) -> None:
         self.name = name
         self.differences = differences
-        parts = ", ".join(f"{k} is {have!r}, want {want!r}" for k, (have, want) in differences.items())
+        parts = ", ".join(
+            f"{k} is {have!r}, want {want!r}" for k, (have, want) in differences.items()
+        )
         super().__init__(f"{name} exists with a different configuration: {parts}")
 
 

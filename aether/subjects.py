@@ -44,7 +44,8 @@ def validate_event_type(event_type: object, field: str = "event_type") -> str:
         raise InvalidIdentifierError(field, "must not be empty")
     if len(event_type) > EVENT_TYPE_MAX:
         raise InvalidIdentifierError(field, f"must be at most {EVENT_TYPE_MAX} characters")
-    if not event_type.isprintable() or any(c.isspace() for c in event_type):
+    # str.isprintable() is False for every whitespace character except the ASCII space.
+    if not event_type.isprintable() or " " in event_type:
         raise InvalidIdentifierError(field, "must be printable, without whitespace")
     if "*" in event_type or ">" in event_type:
         raise InvalidIdentifierError(field, "must not contain the NATS wildcards '*' or '>'")

@@ -290,4 +290,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m aether_cli.main` runs this file as __main__, a second copy of the module:
+    # hand over to the imported one, whose app the command modules registered on.
+    from aether_cli.main import main as _imported_main
+
+    _imported_main()

@@ -33,7 +33,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 10.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    port: int, timeout: float = 10.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """Block until 127.0.0.1:`port` accepts TCP connections."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -70,7 +72,7 @@ class NatsServer:
         """The server's configuration file."""
         lines = [
             f'server_name: "{self.name}"',
-            "listen: 127.0.0.1:%d" % self.port,
+            f"listen: 127.0.0.1:{self.port}",
             "jetstream {",
             f'  store_dir: "{self.store_dir}"',
             "  max_memory_store: 256MB",

@@ -184,6 +184,8 @@ class Subscription:
         """Events that reached this subscription but were dropped (never silently)."""
         self.client_dropped = 0
         """Of `dropped`, those the NATS client dropped as a slow consumer."""
+        self.interruptions = 0
+        """NATS reconnects during this subscription (events published meanwhile are lost)."""
         self._name = name
         self._buf: deque[Any] = deque()
         self._blocked: deque[tuple[Any, asyncio.Future[None]]] = deque()

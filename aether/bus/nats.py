@@ -14,7 +14,8 @@ consumer*. Those drops are never swallowed: they are counted in `Subscription.dr
 ``ERROR``. For gap-free following use the store's ``watch``.
 
 nats-py reconnects and re-subscribes on its own after a server restart; events
-published while the subscriber's connection is down are lost (core NATS semantics).
+published while the subscriber's connection is down are lost (core NATS semantics):
+each reconnect is logged and counted in `Subscription.interruptions`.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ from aether.bus.base import (
 )
 from aether.bus.wire import WireEncoder, decode_message
 from aether.config import Settings
+from aether.connect import denied
 from aether.errors import AetherError, EventTooLargeError, NatsUnavailableError
 from aether.event import DEFAULT_MAX_EVENT_BYTES, Event
-from aether.subjects import bus_filter, validate_namespace
+from aether.subjects import bus_filter
 
 log = logging.getLogger("aether.bus")
 
@@ -74,7 +76,6 @@ class NatsEventBus:
         self._encoder = WireEncoder(min(max_event_bytes, server_max))
         self._pending_msgs = pending_msgs_limit
         self._pending_bytes = pending_bytes_limit
-        self._namespaces: set[str] = set()
         self._subs: dict[int, _Entry] = {}  # nats sid -> our subscription and nats-py's
         self._sids: dict[int, int] = {}  # Subscription.id -> nats sid
         self._closed = False
@@ -102,11 +103,9 @@ class NatsEventBus:
 
     async def publish(self, namespace: str, event: Event) -> None:
         """Validate and publish `event` to the subscribers of `namespace` (fire and forget)."""
-        if namespace not in self._namespaces:
-            self._check_namespace(namespace)
-        enc = self._encoder
-        payload = enc.encode(event)
-        subject = enc.subject(namespace, event.event_type, event.actor_id)
+        if self._closed:
+            raise AetherError("the bus is closed")
+        subject, payload = self._encoder.encode_for(namespace, event)
         try:
             await self._nc.publish(subject, payload)
         except ConnectionClosedError:
@@ -181,12 +180,14 @@ class NatsEventBus:
             entry.nsub = nsub
             self._subs[nsub._id] = entry
             self._sids[sub.id] = nsub._id
-            await self._nc.flush(5.0)  # the server has the interest before we return
+            # The server has the interest before we return. nats-py writes flush()'s PING
+            # straight to the socket, ahead of commands still queued for its flusher task
+            # (the SUB): only a second round trip is certain to follow the SUB.
+            await self._nc.flush(5.0)
+            await self._nc.flush(5.0)
         except (ConnectionClosedError, NatsTimeoutError, NatsError) as e:
             await sub.close()
             raise NatsUnavailableError(f"cannot subscribe on NATS: {type(e).__name__}") from None
-        from aether.connect import denied
-
         refused = denied(self._nc, subject)  # the server's -ERR came before the flush's PONG
         if refused is not None:
             await sub.close()
@@ -213,14 +214,6 @@ class NatsEventBus:
         await self.close()
 
     # -- internals --
-
-    def _check_namespace(self, namespace: str) -> None:
-        if self._closed:
-            raise AetherError("the bus is closed")
-        validate_namespace(namespace)
-        if len(self._namespaces) >= 4096:
-            self._namespaces.clear()
-        self._namespaces.add(namespace)
 
     async def _unsubscribe(self, sub: Subscription) -> None:
         sid = self._sids.pop(sub.id, None)
@@ -251,6 +244,25 @@ class NatsEventBus:
                 await previous(e)
 
         self._nc._error_cb = on_error
+
+        # Core NATS drops what is published while a subscriber is disconnected, and nobody
+        # can count it: say so, once per reconnect, on every subscription of this bus.
+        previous_reconnected: Callable[[], Awaitable[None]] | None
+        previous_reconnected = getattr(self._nc, "_reconnected_cb", None)
+
+        async def on_reconnected() -> None:
+            if subs:
+                for entry in list(subs.values()):
+                    entry.sub.interruptions += 1
+                log.warning(
+                    "reconnected to NATS: %d bus subscription(s) may have missed events "
+                    "published while disconnected (the store's watch does not)",
+                    len(subs),
+                )
+            if previous_reconnected is not None:
+                await previous_reconnected()
+
+        self._nc._reconnected_cb = on_reconnected
 
 
 class _Entry:

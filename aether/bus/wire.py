@@ -22,11 +22,18 @@ from aether.event import (
     parse_timestamp,
     validate_event,
 )
-from aether.subjects import encode_token, validate_actor_id, validate_event_type
+from aether.subjects import (
+    encode_token,
+    validate_actor_id,
+    validate_event_type,
+    validate_namespace,
+)
 
 log = logging.getLogger("aether.bus")
 
 _CACHE_LIMIT = 65536
+_dumps = orjson.dumps
+_UTC_Z = orjson.OPT_UTC_Z
 _MAX_INT = 2**63
 
 
@@ -37,17 +44,40 @@ def _json_ok(v: object) -> bool:
         return True
     if t is float:
         return v - v == 0.0  # type: ignore[operator]  # False for NaN and infinities
-    if t is dict:  # explicit loops: faster than all() with a generator on the hot path
-        for k, x in v.items():  # type: ignore[attr-defined]  # noqa: SIM110
-            if type(k) is not str or not _json_ok(x):
-                return False
-        return True
+    if t is dict:
+        return _dict_ok(v)  # type: ignore[arg-type]
     if t is list:
-        for x in v:  # type: ignore[attr-defined]  # noqa: SIM110
-            if not _json_ok(x):
-                return False
-        return True
+        return _list_ok(v)  # type: ignore[arg-type]
     return False
+
+
+# Explicit loops with the scalar cases inline: no call per scalar on the hot path.
+def _dict_ok(d: dict[object, object]) -> bool:
+    for k, x in d.items():
+        if type(k) is not str:
+            return False
+        t = type(x)
+        if t is str or t is int or t is bool or x is None:
+            continue
+        if t is float:
+            if x - x != 0.0:  # type: ignore[operator]
+                return False
+        elif not _json_ok(x):
+            return False
+    return True
+
+
+def _list_ok(items: list[object]) -> bool:
+    for x in items:
+        t = type(x)
+        if t is str or t is int or t is bool or x is None:
+            continue
+        if t is float:
+            if x - x != 0.0:  # type: ignore[operator]
+                return False
+        elif not _json_ok(x):
+            return False
+    return True
 
 
 def _metadata_ok(md: object) -> bool:
@@ -69,10 +99,11 @@ class WireEncoder:
         self._subjects: dict[tuple[str, str, str], str] = {}
 
     def subject(self, namespace: str, event_type: str, actor_id: str) -> str:
-        """The bus subject of an event (namespace already validated by the caller)."""
+        """The bus subject of an event; validates the three identifiers (cached)."""
         key = (namespace, event_type, actor_id)
         subject = self._subjects.get(key)
         if subject is None:
+            validate_namespace(namespace)
             subject = (
                 f"aether.{namespace}.bus.{self.type_token(event_type)}.{self.actor_token(actor_id)}"
             )
@@ -105,39 +136,53 @@ class WireEncoder:
         """Validate `event` and return its wire bytes; raise if invalid or too large."""
         if type(event) is not Event:
             validate_event(event)  # raises the precise error
-        if event.event_type not in self._types:
-            self.type_token(event.event_type)
-        if event.actor_id not in self._actors:
-            self.actor_token(event.actor_id)
+        self.type_token(event.event_type)
+        self.actor_token(event.actor_id)
+        return self._payload(event)
+
+    def encode_for(self, namespace: str, event: Event) -> tuple[str, bytes]:
+        """Validate `namespace` and `event`; return the bus subject and the wire bytes."""
+        if type(event) is not Event:
+            validate_event(event)  # raises the precise error
+        subject = self._subjects.get((namespace, event.event_type, event.actor_id))
+        if subject is None:
+            subject = self.subject(namespace, event.event_type, event.actor_id)
+        return subject, self._payload(event)
+
+    def _payload(self, event: Event) -> bytes:
+        # Identifiers are validated by the caller.
         eid = event.id
         v = event.version
+        data = event.data
         ts = event.timestamp
+        md = event.metadata
         if (
             type(eid) is str
-            and 0 < len(eid) <= 256
-            and eid.isprintable()
             and type(v) is int
-            and 1 <= v < _MAX_INT
-            and type(event.data) is dict
-            and _json_ok(event.data)
-            and _metadata_ok(event.metadata)
+            and type(data) is dict
             and type(ts) is datetime
+            and type(md) is dict
+            and 0 < len(eid) <= 256
+            and 0 < v < _MAX_INT
             and ts.tzinfo is UTC
             and ts.microsecond
             and ts.year >= 1000
+            and eid.isprintable()
+            and _dict_ok(data)
+            and (not md or _metadata_ok(md))
         ):
             try:
-                payload = orjson.dumps(
+                payload = _dumps(
                     {
                         "id": eid,
                         "event_type": event.event_type,
                         "actor_id": event.actor_id,
                         "version": v,
-                        "data": event.data,
+                        "data": data,
                         "timestamp": ts,
-                        "metadata": event.metadata,
+                        "metadata": md,
                     },
-                    option=orjson.OPT_UTC_Z,
+                    option=_UTC_Z,
                 )
             except orjson.JSONEncodeError as e:  # e.g. an integer beyond 64 bits
                 raise InvalidEventError("data", f"cannot be encoded as JSON ({e})") from None
@@ -148,6 +193,8 @@ class WireEncoder:
             return encode_event(event, self.max_bytes)
         except orjson.JSONEncodeError as e:
             raise InvalidEventError("data", f"cannot be encoded as JSON ({e})") from None
+        except OverflowError:  # e.g. 0001-01-01T00:00+02:00 has no UTC equivalent
+            raise InvalidEventError("timestamp", "is outside the range of UTC datetimes") from None
 
 
 _new = object.__new__

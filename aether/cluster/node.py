@@ -212,6 +212,8 @@ class ClusterNode:
         """Connect, join the cluster and start heartbeating, campaigning and applying."""
         if self._tasks:
             return self
+        if self._stopping:
+            raise ClusterError("a stopped ClusterNode cannot start again; create a new one")
         try:
             with nats_errors(f"node {self.node_id} joining namespace {self.namespace}"):
                 await self._start()
@@ -318,12 +320,12 @@ class ClusterNode:
         # Cancel until done: nats-py awaits asyncio.wait_for, which on Python 3.11 can lose
         # a cancellation that races with a reply; the next cancel then lands.
         pending = set(cancel)
-        for _ in range(50):
+        for _ in range(250):
             if not pending:
                 break
             for t in pending:
                 t.cancel()
-            _, pending = await asyncio.wait(pending, timeout=0.1)
+            _, pending = await asyncio.wait(pending, timeout=0.02)
         for t in pending:
             log.warning("task %s did not stop", t.get_name())
         self._tasks = keep
@@ -333,8 +335,9 @@ class ClusterNode:
             with contextlib.suppress(Exception):
                 await bounded(self._view.stop(), 2.0)
         if self._own_nc and self._nc is not None:
+            nc, self._nc = self._nc, None
             with contextlib.suppress(Exception):
-                await bounded(self._nc.close(), 5.0)
+                await bounded(nc.close(), 5.0)
 
     # --- event handling -----------------------------------------------------------------
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from aether.store.base import EventStore, SnapshotStore
-from aether.store.jetstream import JetStreamEventStore
 from aether.store.memory import InMemoryEventStore
-from aether.store.sqlite import SQLiteEventStore
+
+if TYPE_CHECKING:
+    from aether.store.jetstream import JetStreamEventStore
+    from aether.store.sqlite import SQLiteEventStore
 
 __all__ = [
     "EventStore",
@@ -15,6 +19,21 @@ __all__ = [
     "SnapshotStore",
     "open_store",
 ]
+
+_LAZY = {
+    "JetStreamEventStore": "aether.store.jetstream",
+    "SQLiteEventStore": "aether.store.sqlite",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The JetStream store imports nats-py: load it (and SQLite) on first use only.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aether.store' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
 
 
 async def open_store(settings: object) -> EventStore:

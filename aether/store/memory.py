@@ -114,7 +114,7 @@ class InMemoryEventStore:
                 yield decode_event(self._log[p - 1], p)
                 p += 1
             async with self._appended:
-                await self._appended.wait_for(lambda: len(self._log) >= p)
+                await self._appended.wait_for(lambda p=p: len(self._log) >= p)
 
     async def list_actors(self) -> dict[str, int]:
         """Every actor with its latest version."""

@@ -257,6 +257,10 @@ def bench_command(
         float | None,
         typer.Option("--fail-below", metavar="EVENTS_PER_S", help="Exit 1 below this throughput."),
     ] = None,
+    fail_above_p99: Annotated[
+        float | None,
+        typer.Option("--fail-above-p99", metavar="MS", help="Exit 1 when p99 latency is above MS."),
+    ] = None,
     store: Annotated[
         str | None,
         typer.Option("--store", help="memory | sqlite | jetstream (same as the global option)."),
@@ -272,10 +276,6 @@ def bench_command(
     json_output: Annotated[
         bool, typer.Option("--json", help="One JSON document (same as the global option).")
     ] = False,
-    fail_above_p99: Annotated[
-        float | None,
-        typer.Option("--fail-above-p99", metavar="MS", help="Exit 1 when p99 latency is above MS."),
-    ] = None,
 ) -> None:
     state = cli_state(ctx)
     # The global options may also follow the workload: `aether bench append --store ...`.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Group
@@ -13,10 +13,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from aether.cluster import ClusterStatus, read_status
-from aether.connect import connect
 from aether_cli.commands.cluster_common import duration_option, require_nats
 from aether_cli.main import cli_state, out, print_json, run, settings_or_fail
+
+if TYPE_CHECKING:
+    from aether.cluster import ClusterStatus
 
 cluster_app = typer.Typer(help="Inspect the cluster of a namespace.", no_args_is_help=True)
 
@@ -48,6 +49,9 @@ def cluster_status(
     as_json = cli_state(ctx).json or json_output
 
     async def body() -> None:
+        from aether.cluster import read_status  # nats-py loads only when used
+        from aether.connect import connect
+
         nc = await connect(settings)
         try:
             if not watch:

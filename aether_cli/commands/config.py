@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from aether.checks import MISSING, OK, WARN, check_deployment
 from aether.errors import ValidationError
 from aether.permissions import namespace_permissions, render_permissions
 from aether.subjects import validate_namespace
@@ -65,6 +64,8 @@ def config_check(ctx: typer.Context, json_output: Annotated[bool, _JSON] = False
     """Connect and check JetStream, server features, streams and bucket; exit 1 if
     something required is missing."""
     settings = settings_or_fail(ctx)
+    from aether.checks import MISSING, OK, WARN, check_deployment  # loads nats-py
+
     checks = run(ctx, lambda: check_deployment(settings))
     failed = [c for c in checks if c.failed]
     if cli_state(ctx).json or json_output:

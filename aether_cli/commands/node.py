@@ -7,16 +7,18 @@ import contextlib
 import signal
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.live import Live
 from rich.table import Table
 
-from aether.cluster import ClusterNode, compact_ranges
 from aether.errors import ValidationError
 from aether_cli.commands.cluster_common import duration_option, require_nats
 from aether_cli.main import EXIT_USAGE, cli_state, fail, out, print_json, run, settings_or_fail
+
+if TYPE_CHECKING:
+    from aether.cluster import ClusterNode
 
 node_app = typer.Typer(help="Run a cluster node.", no_args_is_help=True)
 
@@ -57,6 +59,8 @@ def node_run(
     ttl = duration_option(node_ttl, "--node-ttl")
     as_json = cli_state(ctx).json or json_output
     emit = _Emitter(as_json)
+    from aether.cluster import ClusterNode  # nats-py loads only when a node runs
+
     try:
         node = ClusterNode(
             settings,
@@ -120,6 +124,8 @@ class _Emitter:
             doc.update(fields)
             print_json(doc)
             return
+        from aether.cluster import compact_ranges
+
         extra = " ".join(
             f"{k}={compact_ranges(v) if k == 'shards' else v}" for k, v in fields.items()
         )
@@ -128,6 +134,8 @@ class _Emitter:
 
 
 def _view(node: ClusterNode) -> Table:
+    from aether.cluster import compact_ranges
+
     status = node.status()
     role = "leader" if node.is_leader else "follower"
     title = f"node {node.node_id} · {role}"

@@ -18,7 +18,6 @@ import typer
 import yaml
 
 from aether.config import DEFAULT_CONFIG_FILES, Settings
-from aether.connect import connect
 from aether.errors import AetherError
 from aether_cli.local_nats import (
     LocalServer,
@@ -117,6 +116,8 @@ def _wait_jetstream(urls: list[str], stopping: list[int], timeout: float = 60.0)
     )
 
     async def probe() -> None:
+        from aether.connect import connect  # nats-py loads only when used
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not stopping:
             try:

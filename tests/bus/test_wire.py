@@ -25,7 +25,9 @@ json_values = st.recursive(
 )
 timestamps = st.datetimes(
     min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
-) | st.datetimes(timezones=st.sampled_from([timezone(timedelta(hours=2)), UTC]))
+) | st.datetimes(
+    min_value=datetime(2, 1, 1), timezones=st.sampled_from([timezone(timedelta(hours=2)), UTC])
+)
 events = st.builds(
     Event,
     event_type=st.sampled_from(["Placed", "a.b", "Ünïcode", "x" * 256]),
@@ -60,6 +62,7 @@ def test_encode_is_encode_event_and_decode_is_decode_event(event: Event) -> None
         Event("T", "a", 1, metadata={"k": 1}),  # type: ignore[dict-item]
         Event("T", "a", 1, timestamp=datetime(2026, 1, 1)),
         Event("T", "a", 1, id=""),
+        Event("T", "a", 1, timestamp=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=2)))),
     ],
 )
 def test_invalid_events_are_refused_like_encode_event(event: Event) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -11,8 +12,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
+from typer.testing import CliRunner
 
+from aether.cluster import read_status
+from aether.errors import NotFoundError
+from aether_cli.main import app
 from tests.servers import NatsServer
 
 # the console script (python -m aether_cli.main would import the CLI module twice)
@@ -60,6 +66,22 @@ def spawn(nats_server: NatsServer) -> Iterator[Callable[..., subprocess.Popen[st
         p.communicate(timeout=10)
 
 
+def quick_status(url: str, namespace: str = "cli") -> dict[str, Any]:
+    """The status document read in-process (for waiting; the CLI is checked separately)."""
+
+    async def read() -> dict[str, Any]:
+        nc = await nats.connect(url)
+        try:
+            return (await read_status(nc, namespace)).to_dict()
+        finally:
+            await nc.close()
+
+    try:
+        return asyncio.run(read())
+    except NotFoundError:
+        return {}
+
+
 def status(url: str, namespace: str = "cli") -> dict[str, Any]:
     r = aether("-s", url, "-n", namespace, "cluster", "status", "--json")
     assert r.returncode == 0, r.stderr
@@ -67,18 +89,24 @@ def status(url: str, namespace: str = "cli") -> dict[str, Any]:
 
 
 def poll(
-    url: str, cond: Callable[[dict[str, Any]], bool], limit: float, what: str
+    url: str,
+    cond: Callable[[dict[str, Any]], bool],
+    limit: float,
+    what: str,
+    read: Callable[[str], dict[str, Any]] = quick_status,
 ) -> tuple[dict[str, Any], float]:
+    """Read until `cond` holds; the document and when (since the call) its read began."""
     start = time.monotonic()
     doc: dict[str, Any] = {}
     while time.monotonic() - start < limit:
+        began = time.monotonic() - start
         try:
-            doc = status(url)
+            doc = read(url)
         except AssertionError:
             doc = {}
         if doc and cond(doc):
-            return doc, time.monotonic() - start
-        time.sleep(0.1)
+            return doc, began
+        time.sleep(0.05)
     raise AssertionError(f"{what}: not seen within {limit}s; last status: {doc}")
 
 
@@ -106,9 +134,9 @@ def events(p: subprocess.Popen[str]) -> list[dict[str, Any]]:
 
 def test_three_processes_then_sigkill_the_leader(spawn, nats_server: NatsServer) -> None:
     procs = {f"n{i}": spawn(f"n{i}") for i in range(3)}
-    doc, _ = poll(
-        nats_server.url, settled_over(set(procs)), 30, "three nodes, one leader, shards once"
-    )
+    poll(nats_server.url, settled_over(set(procs)), 30, "three nodes, one leader, shards once")
+    doc = status(nats_server.url)  # the CLI's own document
+    assert settled_over(set(procs))(doc), doc
     old_leader, old_term = doc["leader"]["node_id"], doc["leader"]["term"]
     assert sum(1 for n in doc["nodes"] if n["leader"]) == 1
     assert sorted(procs[old_leader].pid == n["pid"] for n in doc["nodes"]) == [False, False, True]
@@ -119,10 +147,14 @@ def test_three_processes_then_sigkill_the_leader(spawn, nats_server: NatsServer)
     def moved(d: dict[str, Any]) -> bool:
         return settled_over(survivors)(d) and d["leader"]["term"] > old_term
 
-    doc, took = poll(
-        nats_server.url, moved, 20, "new leader with a higher term, shards on survivors"
+    killed = time.monotonic()
+    doc, began = poll(
+        nats_server.url, moved, 20, "new leader, higher term, shards on survivors", status
     )
-    print(f"status showed the new leader {took:.2f}s after SIGKILL (lease 1s, heartbeat 0.2s)")
+    print(
+        f"`aether cluster status` started {began:.2f}s and done {time.monotonic() - killed:.2f}s "
+        "after SIGKILL showed the new leader (lease 1s, heartbeat 0.2s)"
+    )
     for node_id in sorted(survivors):
         procs[node_id].send_signal(signal.SIGTERM)
     for node_id in sorted(survivors):
@@ -174,21 +206,35 @@ def test_sigterm_fails_over_without_waiting_for_the_ttl(spawn, nats_server: Nats
     assert all(d["leader"]["node_id"] == other for d in docs)
 
 
+def invoke(*args: str) -> tuple[int, str]:
+    """Run the CLI in-process (no interpreter start-up); the exit code and stderr."""
+    r = CliRunner().invoke(app, list(args))
+    return r.exit_code, r.stderr
+
+
 def test_status_of_a_namespace_without_cluster_exits_4(nats_server: NatsServer) -> None:
-    r = aether("-s", nats_server.url, "-n", "empty", "cluster", "status")
-    assert r.returncode == 4
-    assert r.stderr.count("\n") == 1 and "aether node run" in r.stderr
+    code, stderr = invoke("-s", nats_server.url, "-n", "empty", "cluster", "status")
+    assert code == 4
+    assert stderr.count("\n") == 1 and "aether node run" in stderr
 
 
 @pytest.mark.parametrize("args", [["cluster", "status"], ["node", "run"]])
 def test_without_a_server_says_how_to_get_one(args: list[str]) -> None:
-    r = aether(*args)
-    assert r.returncode == 5
-    assert r.stderr.count("\n") == 1 and "aether server" in r.stderr and "--server" in r.stderr
+    code, stderr = invoke(*args)
+    assert code == 5
+    assert stderr.count("\n") == 1 and "aether server" in stderr and "--server" in stderr
 
 
-def test_bad_options_exit_2(nats_server: NatsServer) -> None:
-    r = aether("-s", nats_server.url, "node", "run", "--lease", "soon")
-    assert r.returncode == 2 and "--lease" in r.stderr
-    r = aether("-s", nats_server.url, "node", "run", "--heartbeat", "2s", "--lease", "3s")
-    assert r.returncode == 2 and "lease" in r.stderr
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--lease", "soon"], "--lease"),
+        (["--heartbeat", "2s", "--lease", "3s"], "lease: must be at least twice"),
+        (["--node-id", "a.b"], "node_id"),
+        (["--shards", "0"], "shard_count"),
+    ],
+)
+def test_bad_options_exit_2(nats_server: NatsServer, args: list[str], needle: str) -> None:
+    code, stderr = invoke("-s", nats_server.url, "node", "run", *args)
+    assert code == 2, stderr
+    assert needle in stderr and stderr.count("\n") == 1

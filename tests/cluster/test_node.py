@@ -241,6 +241,18 @@ async def test_stop_resigns_and_deregisters(make_node, nats_server) -> None:
     finally:
         await nc.close()
     assert st.leader is None and st.nodes == ()
+    with pytest.raises(ClusterError, match="cannot start again"):
+        await node.start()
+
+
+async def test_weights_skew_the_assignment(make_node) -> None:
+    heavy = await make_node("heavy", weight=3.0, shard_count=64)
+    light = await make_node("light", weight=1.0, shard_count=64)
+    both = [heavy, light]
+    await wait_until(lambda: settled_on(both, 64), SLACK, "settle", lambda: describe(both))
+    assert heavy.shard_map is not None
+    assert heavy.shard_map.owners == assign(64, ["heavy", "light"], {"heavy": 3.0, "light": 1.0})
+    assert len(heavy.shards) > 2 * len(light.shards)  # expected 48 and 16
 
 
 async def test_a_node_id_in_use_is_refused(make_node) -> None:

@@ -39,7 +39,11 @@ def store_settings(
         return None
     if store_kind == "sqlite":
         return Settings.load(
-            overrides={"namespace": namespace, "store": "sqlite", "sqlite.path": str(tmp_path / "events.db")},
+            overrides={
+                "namespace": namespace,
+                "store": "sqlite",
+                "sqlite.path": str(tmp_path / "events.db"),
+            },
             search_default_files=False,
         )
     server = request.getfixturevalue("nats_server")

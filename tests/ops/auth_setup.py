@@ -150,11 +150,11 @@ class TlsFiles:
     other_ca: Path
 
 
-def tls_files(base: Path) -> TlsFiles:
-    """Certificates generated for this test run (trustme): server for 127.0.0.1."""
+def tls_files(base: Path, server_names: tuple[str, ...] = ("127.0.0.1", "localhost")) -> TlsFiles:
+    """Certificates generated for this test run (trustme): the server's for `server_names`."""
     ca = trustme.CA()
     other = trustme.CA()
-    server = ca.issue_cert("127.0.0.1", "localhost")
+    server = ca.issue_cert(*server_names)
     client = ca.issue_cert("aether-client@example.com")
     files = TlsFiles(
         ca=base / "ca.pem",

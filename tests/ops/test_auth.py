@@ -132,6 +132,17 @@ def test_mutual_tls(make_server: ServerFactory, cli: Cli, tmp_path: Path) -> Non
     assert half.code == 2 and "tls_key_file" in half.error_line()
 
 
+def test_tls_server_name_when_the_certificate_names_a_host(
+    make_server: ServerFactory, cli: Cli, tmp_path: Path
+) -> None:
+    files = tls_files(tmp_path, server_names=("nats.aether.test",))
+    server = make_server(tls_config(files, verify=False))
+    url = f"tls://127.0.0.1:{server.port}"
+    _refused(cli("-s", url, "--tls-ca", str(files.ca), "versions"), why="not trusted")
+    env = {"AETHER_NATS_TLS_SERVER_NAME": "nats.aether.test"}
+    _appended(cli, "--tls-ca", str(files.ca), url=url, env=env)
+
+
 async def test_library_connects_with_credentials_and_mtls(
     make_server: ServerFactory, tmp_path: Path
 ) -> None:

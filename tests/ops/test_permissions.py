@@ -170,12 +170,21 @@ def test_cli_is_confined_to_its_namespace(server: NatsServer, cli: Cli) -> None:
         ("replay", "o-1"),
         ("versions",),
         ("versions", "o-1"),
+        ("tail", "--count", "1"),
+        ("tail", "--bus", "--count", "1"),
+        ("cluster", "status"),
+        ("node", "run", "--node-id", "n1"),
     ):
         denied = cli(*auth, "-n", "b", *args, env=env)
         assert denied.code == 1, (args, denied.stdout, denied.stderr)
         line = denied.error_line()
-        assert "permission denied" in line and "AETHER_b" in line, line
+        assert "permission denied" in line, line
+        assert re.search(r"AETHER_b|aether_b_cluster|aether\.b\.", line), line
         assert ALICE_PW not in denied.stdout + denied.stderr
+    check = cli(*auth, "-n", "b", "config", "check", env=env)
+    assert check.code == 1 and "permission denied" in check.stdout, check.stdout
+    assert "events stream" in check.error_line()
+    assert cli(*auth, "-n", "a", "config", "check", env=env).code == 0
 
 
 def test_permissions_command_prints_the_template(cli: Cli) -> None:
