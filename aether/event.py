@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,13 +30,19 @@ DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 WIRE_KEYS = ("id", "event_type", "actor_id", "version", "data", "timestamp", "metadata")
 
 
+_urandom = os.urandom
+
+
 def utc_now() -> datetime:
     """The current time as a timezone-aware UTC datetime."""
     return datetime.now(UTC)
 
 
 def _new_id() -> str:
-    return str(uuid.uuid4())
+    # A random (version 4) UUID, formatted directly: str(uuid.uuid4()) costs 3x more,
+    # and every new Event pays it.
+    h = _urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 @dataclass(slots=True, frozen=True)
@@ -144,6 +150,11 @@ def _check_timestamp(value: object, field: str) -> None:
         raise InvalidEventError(field, "must be a datetime")
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidEventError(field, "must be timezone-aware (UTC)")
+    if value.tzinfo is not UTC:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise InvalidEventError(field, "is out of range once converted to UTC") from None
 
 
 def validate_event(event: object) -> Event:

@@ -208,6 +208,11 @@ class ClusterNode:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    @property
+    def connection_closed(self) -> bool:
+        """Whether the node's NATS connection is closed for good (reconnects exhausted)."""
+        return self._nc is not None and self._nc.is_closed
+
     async def start(self) -> ClusterNode:
         """Connect, join the cluster and start heartbeating, campaigning and applying."""
         if self._tasks:

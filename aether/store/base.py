@@ -121,6 +121,6 @@ def same_event(stored: Event, event: Event) -> bool:
 
 def check_nonnegative_int(value: object, field: str) -> int:
     """Validate a version or position argument (an int >= 0)."""
-    if type(value) is not int or value < 0:
-        raise InvalidEventError(field, f"must be an integer >= 0, got {value!r}")
+    if type(value) is not int or not 0 <= value < 2**63:
+        raise InvalidEventError(field, f"must be an integer from 0 to 2**63-1, got {value!r}")
     return value

@@ -11,7 +11,7 @@ from aether.errors import AetherError, ValidationError
 from aether.event import Event, encode_event, event_to_dict, validate_event
 from aether.store.base import EventStore
 from aether_cli.bulk import BulkItem, assign_versions, parse_lines, plan_batches
-from aether_cli.main import (
+from aether_cli.context import (
     EXIT_USAGE,
     cli_state,
     err,

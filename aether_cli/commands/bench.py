@@ -25,7 +25,7 @@ from aether.bench import (
 )
 from aether.config import parse_duration
 from aether.errors import ConfigError, ValidationError
-from aether_cli.main import (
+from aether_cli.context import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_USAGE,

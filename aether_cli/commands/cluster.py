@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from aether_cli.commands.cluster_common import duration_option, require_nats
-from aether_cli.main import cli_state, out, print_json, run, settings_or_fail
+from aether_cli.context import cli_state, out, print_json, run, settings_or_fail
 
 if TYPE_CHECKING:
     from aether.cluster import ClusterStatus

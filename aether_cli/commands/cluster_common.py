@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aether.config import Settings, parse_duration
 from aether.errors import ConfigError
-from aether_cli.main import EXIT_UNREACHABLE, EXIT_USAGE, fail
+from aether_cli.context import EXIT_UNREACHABLE, EXIT_USAGE, fail
 
 NO_SERVER_MESSAGE = (
     "cluster commands need a NATS server with JetStream: start one with `aether server` "

@@ -13,7 +13,7 @@ from rich.text import Text
 from aether.errors import ValidationError
 from aether.permissions import namespace_permissions, render_permissions
 from aether.subjects import validate_namespace
-from aether_cli.main import (
+from aether_cli.context import (
     EXIT_ERROR,
     EXIT_USAGE,
     cli_state,

@@ -13,9 +13,9 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from aether.errors import ValidationError
+from aether.errors import NatsUnavailableError, ValidationError
 from aether_cli.commands.cluster_common import duration_option, require_nats
-from aether_cli.main import EXIT_USAGE, cli_state, fail, out, print_json, run, settings_or_fail
+from aether_cli.context import EXIT_USAGE, cli_state, fail, out, print_json, run, settings_or_fail
 
 if TYPE_CHECKING:
     from aether.cluster import ClusterNode
@@ -93,15 +93,27 @@ def node_run(
             lease=node.lease,
             node_ttl=node.node_ttl,
         )
+
+        def check_connection() -> None:
+            if node.connection_closed:
+                emit.event("connection-lost")
+                raise NatsUnavailableError(
+                    f"node {node.node_id}: lost NATS for good (reconnect attempts exhausted)"
+                )
+
         try:
             if as_json or not out.is_terminal:
-                await stop.wait()
+                while not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 0.5)
+                    check_connection()
             else:
                 with Live(_view(node), console=out, refresh_per_second=4, transient=True) as live:
                     while not stop.is_set():
                         live.update(_view(node))
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(stop.wait(), min(node.heartbeat, 1.0))
+                        check_connection()
         finally:
             emit.event("stopping")
             await node.stop()

@@ -12,7 +12,7 @@ from rich.text import Text
 from aether.errors import ValidationError
 from aether.event import Event, event_to_dict, fold_data, format_timestamp
 from aether.subjects import validate_actor_id
-from aether_cli.main import (
+from aether_cli.context import (
     EXIT_NOT_FOUND,
     EXIT_USAGE,
     cli_state,

@@ -19,6 +19,7 @@ import yaml
 
 from aether.config import DEFAULT_CONFIG_FILES, Settings
 from aether.errors import AetherError
+from aether_cli.context import EXIT_ERROR, EXIT_USAGE, cli_state, fail, out, print_json
 from aether_cli.local_nats import (
     LocalServer,
     ServerBinaryMissingError,
@@ -27,7 +28,6 @@ from aether_cli.local_nats import (
     plan_servers,
     server_version,
 )
-from aether_cli.main import EXIT_ERROR, EXIT_USAGE, cli_state, fail, out, print_json
 
 
 def register(app: typer.Typer) -> None:

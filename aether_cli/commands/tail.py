@@ -14,13 +14,12 @@ import orjson
 import typer
 from rich.text import Text
 
-from aether.bus import NatsEventBus, Overflow
 from aether.config import Settings, parse_duration
 from aether.errors import ConfigError, InvalidEventError
 from aether.event import Event, event_to_dict, format_timestamp, parse_timestamp, utc_now
 from aether.store.base import EventStore
 from aether.subjects import validate_actor_id, validate_event_type, validate_namespace
-from aether_cli.main import (
+from aether_cli.context import (
     EXIT_USAGE,
     cli_state,
     err,
@@ -184,6 +183,8 @@ async def _tail_store(settings: Settings, opts: TailOptions) -> None:
 
 
 async def _tail_bus(settings: Settings, opts: TailOptions) -> None:
+    from aether.bus import NatsEventBus, Overflow  # nats-py loads only with --bus
+
     _check_filters(opts)
     bus = await NatsEventBus.open(settings)
     try:

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from aether.errors import ValidationError
 from aether.subjects import validate_actor_id
-from aether_cli.main import EXIT_USAGE, cli_state, fail, out, print_json, run, settings_or_fail
+from aether_cli.context import EXIT_USAGE, cli_state, fail, out, print_json, run, settings_or_fail
 from aether_cli.session import store_session
 
 
