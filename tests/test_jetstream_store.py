@@ -15,6 +15,7 @@ import pytest
 
 from aether.config import Settings
 from aether.errors import (
+    AetherError,
     EventTooLargeError,
     NatsUnavailableError,
     PublishTimeoutError,
@@ -416,9 +417,49 @@ async def test_a_closed_store_fails_with_a_clear_error(nats_server: NatsServer) 
     store = await JetStreamEventStore.open(settings_for(nats_server.url))
     await store.save_event(ev("a", 1))
     await store.close()
-    with pytest.raises(NatsUnavailableError):
+    with pytest.raises(AetherError, match="closed"):
         await store.save_event(ev("a", 2))
-    with pytest.raises(NatsUnavailableError):
+    with pytest.raises(AetherError, match="closed"):
         await store.get_latest_version("a")
-    with pytest.raises(NatsUnavailableError):
+    with pytest.raises(AetherError, match="closed"):
         await store.get_events("a")
+
+
+async def test_a_closed_store_refuses_work_and_its_watch_ends(nats_server: NatsServer) -> None:
+    nc = await nats.connect(nats_server.url)
+    try:
+        store = await JetStreamEventStore.from_client(nc, settings_for(nats_server.url))
+        await store.save_event(ev("a", 1))
+        watch = store.watch(from_position=1)
+        assert (await anext(watch)).version == 1
+        await store.close()
+        with pytest.raises(AetherError, match="closed"):
+            await store.save_event(ev("a", 2))
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(anext(watch), 10)
+        assert not nc.is_closed  # a client handed in stays the caller's
+    finally:
+        await nc.close()
+
+
+async def test_an_idle_watch_keeps_its_consumer(
+    nats_server: NatsServer, store: JetStreamEventStore
+) -> None:
+    spy = await nats.connect(nats_server.url)
+    creates: list[str] = []
+
+    async def count(msg: Any) -> None:
+        creates.append(msg.subject)
+
+    await spy.subscribe("$JS.API.CONSUMER.CREATE.>", cb=count)
+    await spy.flush()
+    try:
+        watch = store.watch()
+        first = asyncio.ensure_future(anext(watch))
+        await asyncio.sleep(4.5)  # idle for more than three idle heartbeats
+        await store.save_event(ev("a", 1))
+        assert (await asyncio.wait_for(first, 10)).version == 1
+        assert len(creates) == 1, creates
+        await watch.aclose()
+    finally:
+        await spy.close()

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -266,8 +266,11 @@ async def follow(
     *,
     heartbeat: float = 1.0,
     batch: int = 256,
+    closed: Callable[[], bool] = lambda: False,
 ) -> AsyncIterator[Chunk]:
     """Yield every message on `filter_subject` from `start_seq` on, forever, in order.
+
+    Ends (within three heartbeats) once `closed()` is true: the store was closed.
 
     Survives the consumer's loss and server restarts: a new consumer starts after the
     last delivered sequence, and anything at or below it is dropped, so no gaps and no
@@ -276,7 +279,7 @@ async def follow(
     nc = api.nc
     next_seq = max(start_seq, 1)
     backoff = 0.05
-    while True:
+    while not closed():
         if nc.is_closed:
             raise NatsUnavailableError(f"the connection to NATS at {where(nc)} is closed")
         try:
@@ -290,7 +293,7 @@ async def follow(
         name = str(info["name"])
         inbox = _Inbox()
         reply = nc.new_inbox()
-        sub = await subscribe(nc, reply, inbox.on_msg)
+        sub = None
         next_subject = f"{API}.CONSUMER.MSG.NEXT.{stream}.{name}"
         body = orjson.dumps(
             {
@@ -300,12 +303,15 @@ async def follow(
             }
         )
         try:
+            sub = await subscribe(nc, reply, inbox.on_msg)
             left = 0  # messages the outstanding pull request may still deliver
-            while True:
+            while not closed():
                 if left <= 0:
                     await nc.publish(next_subject, body, reply=reply)
                     left = batch
                 if not await inbox.wait(heartbeat * 3):
+                    if time.monotonic() - inbox.active < heartbeat * 3:
+                        continue  # idle but heartbeats arrive: the consumer is alive
                     break  # no heartbeat: consumer or server gone; start again
                 chunk, statuses = inbox.take()
                 left -= len(chunk)
@@ -331,5 +337,10 @@ async def follow(
             log.debug("watch: %s; following again from %d", type(e).__name__, next_seq)
             await asyncio.sleep(backoff)
         finally:
-            await sub.unsubscribe()
+            if sub is not None:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
             _delete_later(api, stream, name)
+        if not closed():
+            await asyncio.sleep(backoff)  # never spin on a consumer that keeps failing
+            backoff = min(backoff * 2, 1.0)

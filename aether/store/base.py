@@ -115,8 +115,31 @@ def conflict(event: Event, actual: int) -> VersionConflictError:
 
 
 def same_event(stored: Event, event: Event) -> bool:
-    """Whether `stored` is `event` saved earlier (the idempotent re-save case)."""
-    return stored.id == event.id and stored.version == event.version
+    """Whether `stored` is `event` saved earlier (the idempotent re-save case).
+
+    Same id at the same version is not enough: a re-save that changed the type, data,
+    metadata or timestamp would report success for content the store does not hold.
+    """
+    return (
+        stored.id == event.id
+        and stored.version == event.version
+        and stored.actor_id == event.actor_id
+        and stored.event_type == event.event_type
+        and stored.timestamp == event.timestamp
+        and stored.metadata == event.metadata
+        and _same_json(stored.data, event.data)
+    )
+
+
+def _same_json(a: object, b: object) -> bool:
+    # == alone says 1 == 1.0 == True; the wire keeps ints, floats and bools apart.
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_json(v, b[k]) for k, v in a.items())
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
 
 
 def check_nonnegative_int(value: object, field: str) -> int:

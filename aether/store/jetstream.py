@@ -42,10 +42,7 @@ import orjson
 from nats.aio.client import Client as NATS
 
 from aether.config import Settings
-from aether.errors import (
-    InvalidEventError,
-    UnsupportedServerError,
-)
+from aether.errors import AetherError, InvalidEventError, UnsupportedServerError
 from aether.event import Event, Snapshot, decode_event, encode_event, encode_snapshot
 from aether.store._js_api import (
     CONFLICT_CODES,
@@ -73,7 +70,7 @@ from aether.store._js_streams import (
     events_stream_config,
     snapshots_stream_config,
 )
-from aether.store.base import check_batch, check_nonnegative_int, conflict
+from aether.store.base import check_batch, check_nonnegative_int, conflict, same_event
 from aether.subjects import (
     actor_from_events_subject,
     events_subject,
@@ -179,6 +176,10 @@ class JetStreamEventStore:
         await ensure_stream(self._api, snapshots_stream_config(self._ns, js), SNAPSHOT_FIELDS)
         self._ready = True
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise AetherError(f"JetStream store of namespace {self._ns!r}: the store is closed")
+
     async def close(self) -> None:
         """Fail pending publishes, drop subscriptions, close the connection if owned."""
         if self._closed:
@@ -225,6 +226,7 @@ class JetStreamEventStore:
 
     async def _tip(self, actor_id: str, subject: str) -> _Tip:
         """Read the actor's last event (direct get); refresh the cache."""
+        self._check_open()
         msg = await self._api.direct_get(self._stream, {"last_by_subj": subject})
         if msg is None:
             self._cache.pop(actor_id, None)
@@ -259,6 +261,7 @@ class JetStreamEventStore:
     async def _write(
         self, actor_id: str, events: Sequence[Event], payloads: list[bytes]
     ) -> list[Event]:
+        self._check_open()
         subject = events_subject(self._ns, actor_id)
         first = events[0]
         cached = self._cache.get(actor_id)
@@ -309,7 +312,9 @@ class JetStreamEventStore:
                 "Nats-Expected-Last-Subject-Sequence": str(expected),
             }
             ack = await self._pub.publish(subject, payloads[0], headers)
-            if ack.get("duplicate") and not await self._is_stored_at(subject, event, ack["seq"]):
+            if ack.get("duplicate") and not await self._is_stored_at(
+                subject, payloads[0], ack["seq"]
+            ):
                 # The id was used by another event within the duplicate window: publish
                 # without it (the expected-sequence check still guards the append).
                 del headers["Nats-Msg-Id"]
@@ -323,12 +328,9 @@ class JetStreamEventStore:
         first_seq = last_seq - n + 1
         return [e.with_position(first_seq + i) for i, e in enumerate(events)]
 
-    async def _is_stored_at(self, subject: str, event: Event, seq: int) -> bool:
+    async def _is_stored_at(self, subject: str, payload: bytes, seq: int) -> bool:
         msg = await self._api.direct_get(self._stream, {"seq": seq})
-        if msg is None or msg.subject != subject:
-            return False
-        d = orjson.loads(msg.data)
-        return bool(d["id"] == event.id and d["version"] == event.version)
+        return msg is not None and msg.subject == subject and bytes(msg.data) == payload
 
     async def _settle(
         self, actor_id: str, subject: str, events: Sequence[Event], tip: _Tip
@@ -342,7 +344,7 @@ class JetStreamEventStore:
                 for e in chunk
             ]
             if len(stored) == len(events) and all(
-                s.id == e.id and s.version == e.version for s, e in zip(stored, events, strict=True)
+                same_event(s, e) for s, e in zip(stored, events, strict=True)
             ):
                 return stored
         raise conflict(first, tip.version)
@@ -362,6 +364,7 @@ class JetStreamEventStore:
         self, actor_id: str, from_version: int = 0, to_version: int | None = None
     ) -> AsyncIterator[Event]:
         """Stream the actor's events in ``[from_version, to_version]`` (reads only its subject)."""
+        self._check_open()
         validate_actor_id(actor_id)
         check_nonnegative_int(from_version, "from_version")
         if to_version is not None:
@@ -430,6 +433,7 @@ class JetStreamEventStore:
 
     async def read_all(self, from_position: int = 0) -> AsyncIterator[Event]:
         """Every event of the namespace with ``position >= from_position``, in order."""
+        self._check_open()
         check_nonnegative_int(from_position, "from_position")
         chunks = read_range(
             self._api, self._stream, events_wildcard(self._ns), max(from_position, 1)
@@ -441,13 +445,20 @@ class JetStreamEventStore:
 
     async def watch(self, from_position: int | None = None) -> AsyncIterator[Event]:
         """Events from `from_position` (None: only new ones), then live, until closed."""
+        self._check_open()
         if from_position is None:
             info = await self._api.stream_info(self._stream)
             start = int((info or {}).get("state", {}).get("last_seq", 0)) + 1
         else:
             check_nonnegative_int(from_position, "from_position")
             start = max(from_position, 1)
-        chunks = follow(self._api, self._stream, events_wildcard(self._ns), start)
+        chunks = follow(
+            self._api,
+            self._stream,
+            events_wildcard(self._ns),
+            start,
+            closed=lambda: self._closed,
+        )
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
                 for e in [decode_event(data, seq_of(ack)) for ack, data in chunk]:

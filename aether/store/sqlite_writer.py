@@ -414,14 +414,15 @@ class GroupCommitWriter:
         return list(range(first, first + len(rows)))
 
     def _resave_or_conflict(self, req: AppendRequest) -> list[int]:
-        """Positions of `req`'s events if they are stored already (same ids), else raise."""
+        """Positions of `req`'s events if they are stored already (same bytes), else raise."""
         rows = req.rows
         stored = self._conn.execute(
             _STORED_RANGE, (self._ns, req.actor_id, rows[0][0], rows[-1][0])
         ).fetchall()
+        # A re-save is the same bytes: same id and version with other content is a conflict.
         if len(stored) == len(rows) and all(
-            v == want_v and orjson.loads(payload)["id"] == want_id
-            for (v, _, payload), (want_v, want_id, _) in zip(stored, rows, strict=True)
+            v == want_v and bytes(payload) == want_payload
+            for (v, _, payload), (want_v, _, want_payload) in zip(stored, rows, strict=True)
         ):
             return [pos for _, pos, _ in stored]
         raise VersionConflictError(req.actor_id, rows[0][0] - 1, self._latest(req.actor_id))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from aether.errors import InvalidEventError, ValidationError, VersionConflictError
@@ -69,6 +71,23 @@ async def test_same_version_with_another_id_is_a_conflict(store: EventStore) -> 
         await store.save_event(ev("a", 1))
     assert (info.value.expected, info.value.actual) == (0, 1)
     await assert_nothing_written(store, before)
+
+
+async def test_same_id_and_version_with_other_content_is_a_conflict(store: EventStore) -> None:
+    event = await store.save_event(ev("a", 1, amount=1))
+    before = await read_all_list(store)
+    changed = [
+        dataclasses.replace(event, position=None, data={"amount": 999}),
+        dataclasses.replace(event, position=None, data={"amount": 1.0}),
+        dataclasses.replace(event, position=None, event_type="Other"),
+        dataclasses.replace(event, position=None, metadata={"k": "v"}),
+    ]
+    for other in changed:
+        with pytest.raises(VersionConflictError) as info:
+            await store.save_event(other)
+        assert (info.value.expected, info.value.actual) == (0, 1)
+    await assert_nothing_written(store, before)
+    assert (await store.get_events("a"))[0].data == {"amount": 1}
 
 
 async def test_conflict_on_one_actor_does_not_touch_another(store: EventStore) -> None:
