@@ -248,11 +248,10 @@ async def _read_once(
                     ends.popleft()
                 yield chunk
             if statuses and received < total:
-                if any(s not in (404, 408) for s in statuses):
-                    # 503: the consumer is not reachable (yet); 409: it is gone.
-                    raise _Interrupted(f"status {statuses[0]}")
-                # 404/408: fewer messages than counted (aged out by max_age meanwhile)
-                return
+                # 503: the consumer is not reachable (yet); 409: it is gone; 404/408: fewer
+                # messages than counted. Never return a short read as complete: read again
+                # from the next sequence with a fresh count (which is 0 if they aged out).
+                raise _Interrupted(f"status {statuses[0]} after {received} of {total}")
     finally:
         await sub.unsubscribe()
         _delete_later(api, stream, name)

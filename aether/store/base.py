@@ -117,15 +117,16 @@ def conflict(event: Event, actual: int) -> VersionConflictError:
 def same_event(stored: Event, event: Event) -> bool:
     """Whether `stored` is `event` saved earlier (the idempotent re-save case).
 
-    Same id at the same version is not enough: a re-save that changed the type, data,
-    metadata or timestamp would report success for content the store does not hold.
+    Same id at the same version is not enough: a re-save that changed the type, data or
+    metadata would report success for content the store does not hold. The timestamp is
+    not compared: an event rebuilt from the same input (a re-run JSON lines file) is
+    stamped anew, and the stored one keeps its original time.
     """
     return (
         stored.id == event.id
         and stored.version == event.version
         and stored.actor_id == event.actor_id
         and stored.event_type == event.event_type
-        and stored.timestamp == event.timestamp
         and stored.metadata == event.metadata
         and _same_json(stored.data, event.data)
     )

@@ -313,7 +313,7 @@ class JetStreamEventStore:
             }
             ack = await self._pub.publish(subject, payloads[0], headers)
             if ack.get("duplicate") and not await self._is_stored_at(
-                subject, payloads[0], ack["seq"]
+                subject, event, payloads[0], ack["seq"]
             ):
                 # The id was used by another event within the duplicate window: publish
                 # without it (the expected-sequence check still guards the append).
@@ -328,9 +328,11 @@ class JetStreamEventStore:
         first_seq = last_seq - n + 1
         return [e.with_position(first_seq + i) for i, e in enumerate(events)]
 
-    async def _is_stored_at(self, subject: str, payload: bytes, seq: int) -> bool:
+    async def _is_stored_at(self, subject: str, event: Event, payload: bytes, seq: int) -> bool:
         msg = await self._api.direct_get(self._stream, {"seq": seq})
-        return msg is not None and msg.subject == subject and bytes(msg.data) == payload
+        if msg is None or msg.subject != subject:
+            return False
+        return bytes(msg.data) == payload or same_event(decode_event(msg.data), event)
 
     async def _settle(
         self, actor_id: str, subject: str, events: Sequence[Event], tip: _Tip

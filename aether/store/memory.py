@@ -19,7 +19,7 @@ from aether.event import (
     encode_event,
     encode_snapshot,
 )
-from aether.store.base import check_batch, check_nonnegative_int, conflict
+from aether.store.base import check_batch, check_nonnegative_int, conflict, same_event
 from aether.subjects import validate_actor_id
 
 
@@ -50,9 +50,10 @@ class InMemoryEventStore:
         if first.version != latest + 1:
             positions = self._actors.get(actor_id, [])
             if all(
-                0 < e.version <= latest and self._log[positions[e.version - 1] - 1] == payload
-                for e, payload in zip(events, payloads, strict=True)
-            ):  # a re-save: the same bytes at the same versions
+                0 < e.version <= latest
+                and same_event(decode_event(self._log[positions[e.version - 1] - 1]), e)
+                for e in events
+            ):  # a re-save: the same events at the same versions
                 return [e.with_position(positions[e.version - 1]) for e in events]
             raise conflict(first, latest)
         positions = self._actors.setdefault(actor_id, [])

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import orjson
 
 from aether.errors import AetherError, InvalidEventError, VersionConflictError
+from aether.event import decode_event
+from aether.store.base import same_event
 
 MAX_BATCH = 4096
 """Most requests committed in one transaction (bounds latency under sustained load)."""
@@ -414,14 +416,18 @@ class GroupCommitWriter:
         return list(range(first, first + len(rows)))
 
     def _resave_or_conflict(self, req: AppendRequest) -> list[int]:
-        """Positions of `req`'s events if they are stored already (same bytes), else raise."""
+        """Positions of `req`'s events if they are stored already (`same_event`), else raise."""
         rows = req.rows
         stored = self._conn.execute(
             _STORED_RANGE, (self._ns, req.actor_id, rows[0][0], rows[-1][0])
         ).fetchall()
-        # A re-save is the same bytes: same id and version with other content is a conflict.
+        # Same id and version with other content is a conflict, not a re-save.
         if len(stored) == len(rows) and all(
-            v == want_v and bytes(payload) == want_payload
+            v == want_v
+            and (
+                bytes(payload) == want_payload
+                or same_event(decode_event(payload), decode_event(want_payload))
+            )
             for (v, _, payload), (want_v, _, want_payload) in zip(stored, rows, strict=True)
         ):
             return [pos for _, pos, _ in stored]

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from aether.errors import InvalidEventError, ValidationError, VersionConflictError
-from aether.event import Event
+from aether.event import Event, utc_now
 from aether.store.base import EventStore
 from tests.contract.helpers import append_n, assert_nothing_written, ev, read_all_list
 
@@ -86,6 +86,10 @@ async def test_same_id_and_version_with_other_content_is_a_conflict(store: Event
         with pytest.raises(VersionConflictError) as info:
             await store.save_event(other)
         assert (info.value.expected, info.value.actual) == (0, 1)
+    await assert_nothing_written(store, before)
+    # the same event stamped anew (rebuilt from the same input) is still a re-save
+    restamped = dataclasses.replace(event, position=None, timestamp=utc_now())
+    assert (await store.save_event(restamped)).position == event.position
     await assert_nothing_written(store, before)
     assert (await store.get_events("a"))[0].data == {"amount": 1}
 
