@@ -86,7 +86,15 @@ class Snapshot:
 
 
 _new = object.__new__
-_set = object.__setattr__
+# The slots' own setters: a frozen dataclass refuses setattr, and these skip the lookup.
+_set_id = Event.id.__set__  # type: ignore[attr-defined]
+_set_type = Event.event_type.__set__  # type: ignore[attr-defined]
+_set_actor = Event.actor_id.__set__  # type: ignore[attr-defined]
+_set_version = Event.version.__set__  # type: ignore[attr-defined]
+_set_data = Event.data.__set__  # type: ignore[attr-defined]
+_set_ts = Event.timestamp.__set__  # type: ignore[attr-defined]
+_set_md = Event.metadata.__set__  # type: ignore[attr-defined]
+_set_pos = Event.position.__set__  # type: ignore[attr-defined]
 
 
 def _build_event(
@@ -101,14 +109,14 @@ def _build_event(
 ) -> Event:
     # Skips the dataclass __init__ (default factories, frozen checks): the decode hot path.
     e = _new(Event)
-    _set(e, "id", id)
-    _set(e, "event_type", event_type)
-    _set(e, "actor_id", actor_id)
-    _set(e, "version", version)
-    _set(e, "data", data)
-    _set(e, "timestamp", timestamp)
-    _set(e, "metadata", metadata)
-    _set(e, "position", position)
+    _set_id(e, id)
+    _set_type(e, event_type)
+    _set_actor(e, actor_id)
+    _set_version(e, version)
+    _set_data(e, data)
+    _set_ts(e, timestamp)
+    _set_md(e, metadata)
+    _set_pos(e, position)
     return e
 
 
@@ -224,7 +232,22 @@ _ZERO = datetime(2000, 1, 1, tzinfo=UTC).utcoffset()
 
 def encode_event(event: Event, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> bytes:
     """Validate `event` and encode it to its wire form; raise if invalid or too large."""
-    validate_event(event)
+    if _plainly_valid(event):
+        payload = _dumps(
+            {
+                "id": event.id,
+                "event_type": event.event_type,
+                "actor_id": event.actor_id,
+                "version": event.version,
+                "data": event.data,
+                "timestamp": event.timestamp,  # UTC with microseconds: orjson's own format
+                "metadata": event.metadata,
+            }
+        )
+        if len(payload) > max_bytes:
+            raise EventTooLargeError("event", len(payload), max_bytes)
+        return payload
+    validate_event(event)  # names the first bad field, or passes an unusual valid event
     payload = _dumps(
         {
             "id": event.id,
@@ -239,6 +262,88 @@ def encode_event(event: Event, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> byte
     if len(payload) > max_bytes:
         raise EventTooLargeError("event", len(payload), max_bytes)
     return payload
+
+
+_MAX_INT = 2**63
+
+
+def _plainly_valid(event: object) -> bool:
+    """The hot path of `validate_event`: True when every rule holds for an ordinary event
+    (UTC timestamp with microseconds, plain JSON data). False means "ask `validate_event`",
+    which either names the broken rule or accepts an unusual but valid event."""
+    if type(event) is not Event:
+        return False
+    eid, v, ts, md = event.id, event.version, event.timestamp, event.metadata
+    if not (
+        type(eid) is str
+        and 0 < len(eid) <= 256
+        and type(v) is int
+        and 0 < v < _MAX_INT
+        and type(ts) is datetime
+        and ts.tzinfo is UTC
+        and ts.microsecond
+        and type(event.data) is dict
+        and type(md) is dict
+        and eid.isprintable()
+        and _dict_ok(event.data)
+        and (not md or _metadata_ok(md))
+    ):
+        return False
+    try:
+        validate_event_type(event.event_type)
+        validate_actor_id(event.actor_id)
+    except ValueError:  # InvalidIdentifierError
+        return False
+    return True
+
+
+def _json_ok(v: object) -> bool:
+    t = type(v)
+    if t is str or t is int or t is bool or v is None:
+        return True
+    if t is float:
+        return v - v == 0.0  # type: ignore[operator]  # False for NaN and infinities
+    if t is dict:
+        return _dict_ok(v)  # type: ignore[arg-type]
+    if t is list:
+        return _list_ok(v)  # type: ignore[arg-type]
+    return False
+
+
+# Explicit loops with the scalar cases inline: no call per scalar on the hot path.
+def _dict_ok(d: dict[object, object]) -> bool:
+    for k, x in d.items():
+        if type(k) is not str:
+            return False
+        t = type(x)
+        if t is str or t is int or t is bool or x is None:
+            continue
+        if t is float:
+            if x - x != 0.0:  # type: ignore[operator]
+                return False
+        elif not _json_ok(x):
+            return False
+    return True
+
+
+def _list_ok(items: list[object]) -> bool:
+    for x in items:
+        t = type(x)
+        if t is str or t is int or t is bool or x is None:
+            continue
+        if t is float:
+            if x - x != 0.0:  # type: ignore[operator]
+                return False
+        elif not _json_ok(x):
+            return False
+    return True
+
+
+def _metadata_ok(md: dict[object, object]) -> bool:
+    for k, x in md.items():  # noqa: SIM110
+        if type(k) is not str or type(x) is not str:
+            return False
+    return True
 
 
 def _wire_timestamp(ts: datetime) -> datetime | str:

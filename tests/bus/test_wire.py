@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aether.bus.wire import WireEncoder, decode_wire
 from aether.errors import EventTooLargeError, ValidationError
-from aether.event import Event, decode_event, encode_event
+from aether.event import Event, decode_event, encode_event, event_to_dict
 
 json_values = st.recursive(
     st.none()
@@ -45,6 +46,8 @@ def test_encode_is_encode_event_and_decode_is_decode_event(event: Event) -> None
     payload = WireEncoder().encode(event)
     assert payload == encode_event(event)
     assert decode_wire(payload) == decode_event(payload)
+    # encode_event's fast path writes exactly the reference form of the wire format
+    assert payload == orjson.dumps(event_to_dict(event))  # timestamps by format_timestamp
 
 
 @pytest.mark.parametrize(
