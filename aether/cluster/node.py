@@ -103,7 +103,12 @@ class ClusterNode:
         )
         self.heartbeat = _positive(heartbeat if heartbeat is not None else c.heartbeat, "heartbeat")
         self.lease = _positive(lease if lease is not None else c.lease, "lease")
-        self.node_ttl = _positive(node_ttl if node_ttl is not None else c.node_ttl, "node_ttl")
+        if node_ttl is None:
+            # Unless set, a crashed node is dead after one lease: its shards move as soon
+            # as a new leader is there (lease + heartbeat), whatever lease was chosen.
+            configured = self.settings.sources.get("cluster.node_ttl", "default") != "default"
+            node_ttl = c.node_ttl if configured or lease is None else self.lease
+        self.node_ttl = _positive(node_ttl, "node_ttl")
         self.weight = _positive(weight, "weight")
         if self.lease < 2 * self.heartbeat:
             raise ValidationError("lease", "must be at least twice the heartbeat")

@@ -43,7 +43,10 @@ def node_run(
     lease: Annotated[str | None, typer.Option("--lease", help="Leader lease, e.g. 5s.")] = None,
     node_ttl: Annotated[
         str | None,
-        typer.Option("--node-ttl", help="A node is dead this long after its last heartbeat."),
+        typer.Option(
+            "--node-ttl",
+            help="A node is dead this long after its last heartbeat (default: the lease).",
+        ),
     ] = None,
     weight: Annotated[float, typer.Option("--weight", help="Relative share of shards.")] = 1.0,
     json_output: Annotated[
