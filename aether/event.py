@@ -233,21 +233,10 @@ _ZERO = datetime(2000, 1, 1, tzinfo=UTC).utcoffset()
 def encode_event(event: Event, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> bytes:
     """Validate `event` and encode it to its wire form; raise if invalid or too large."""
     if _plainly_valid(event):
-        payload = _dumps(
-            {
-                "id": event.id,
-                "event_type": event.event_type,
-                "actor_id": event.actor_id,
-                "version": event.version,
-                "data": event.data,
-                "timestamp": event.timestamp,  # UTC with microseconds: orjson's own format
-                "metadata": event.metadata,
-            }
-        )
-        if len(payload) > max_bytes:
-            raise EventTooLargeError("event", len(payload), max_bytes)
-        return payload
-    validate_event(event)  # names the first bad field, or passes an unusual valid event
+        timestamp: datetime | str = event.timestamp  # UTC with microseconds: orjson's format
+    else:
+        validate_event(event)  # names the first bad field, or passes an unusual valid event
+        timestamp = _wire_timestamp(event.timestamp)
     payload = _dumps(
         {
             "id": event.id,
@@ -255,7 +244,7 @@ def encode_event(event: Event, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> byte
             "actor_id": event.actor_id,
             "version": event.version,
             "data": event.data,
-            "timestamp": _wire_timestamp(event.timestamp),
+            "timestamp": timestamp,
             "metadata": event.metadata,
         }
     )
