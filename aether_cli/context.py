@@ -22,9 +22,11 @@ from rich.console import Console
 from aether.config import Settings
 from aether.errors import (
     AetherError,
+    AuthError,
     ConfigError,
     NatsUnavailableError,
     NotFoundError,
+    TlsRequiredError,
     ValidationError,
     VersionConflictError,
 )
@@ -82,7 +84,7 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_CONFLICT
     if isinstance(exc, NotFoundError):
         return EXIT_NOT_FOUND
-    if isinstance(exc, NatsUnavailableError):
+    if isinstance(exc, NatsUnavailableError | AuthError | TlsRequiredError):
         return EXIT_UNREACHABLE
     if isinstance(exc, ValidationError | ConfigError):
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_ERROR

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aether.errors import InvalidIdentifierError
+from aether.errors import InvalidIdentifierError, ValidationError
 from aether.subjects import (
     ACTOR_ID_MAX_BYTES,
+    SLICE_COUNT,
     actor_from_events_subject,
     bus_filter,
     bus_subject,
@@ -19,6 +20,15 @@ from aether.subjects import (
     encode_token,
     events_subject,
     events_wildcard,
+    inbox_prefix,
+    legacy_snapshot_stream_name,
+    normalize_slices,
+    parse_slices,
+    processor_bucket,
+    processor_stream_name,
+    slice_from_events_subject,
+    slice_of,
+    slice_ranges,
     snapshot_stream_name,
     stream_name,
     validate_actor_id,
@@ -98,7 +108,7 @@ def test_special_ids_are_distinct_and_cannot_reach_each_other() -> None:
     subjects = [events_subject("ns", i) for i in ids]
     assert len(set(subjects)) == len(ids)
     for subject, actor_id in zip(subjects, ids, strict=True):
-        assert subject.count(".") == 3  # aether.ns.events.<one token>
+        assert subject.count(".") == 4  # aether.ns.events.<slice>.<one token>
         assert actor_from_events_subject(subject) == actor_id
 
 
@@ -177,10 +187,103 @@ def test_node_ids() -> None:
 
 def test_subject_layout() -> None:
     assert stream_name("ns") == "AETHER_ns"
-    assert snapshot_stream_name("ns") == "AETHER_ns_SNAPSHOTS"
-    assert events_subject("ns", "order-1") == "aether.ns.events.order-1"
-    assert events_wildcard("ns") == "aether.ns.events.*"
+    assert snapshot_stream_name("ns") == "AETHERSNAP_ns"
+    assert events_subject("ns", "order-1") == "aether.ns.events.173.order-1"
+    assert events_wildcard("ns") == "aether.ns.events.*.*"
     assert bus_subject("ns", "Order.Placed", "a.b") == "aether.ns.bus.=T3JkZXIuUGxhY2Vk.=YS5i"
     assert bus_filter("*") == "aether.*.bus.*.*"
     assert bus_filter("ns", "T", "a") == "aether.ns.bus.T.a"
-    assert cluster_bucket("ns") == "aether_ns_cluster"
+    assert cluster_bucket("ns") == "aethercluster_ns"
+
+
+# -- slices ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("actor_id", "expected"),
+    [("order-1", 173), ("user@example.com", 352), ("a.b", 342), ("acct-00", 362), ("ü", 317)],
+)
+def test_slice_vectors(actor_id: str, expected: int) -> None:
+    """The README's slice test vectors: XXH64(utf8(actor_id), seed 0) mod 1024."""
+    from aether._xxh64 import xxh64_pure
+
+    assert slice_of(actor_id) == expected
+    assert xxh64_pure(actor_id.encode()) % SLICE_COUNT == expected
+
+
+@given(st.text(min_size=1, max_size=40).filter(lambda s: s.isprintable()))
+@settings(max_examples=300)
+def test_slice_in_subject_matches_slice_of(actor_id: str) -> None:
+    try:
+        validate_actor_id(actor_id)
+    except InvalidIdentifierError:
+        return
+    subject = events_subject("ns", actor_id)
+    assert slice_from_events_subject(subject) == slice_of(actor_id)
+    assert actor_from_events_subject(subject) == actor_id
+
+
+def test_a_subject_with_the_wrong_slice_is_foreign() -> None:
+    with pytest.raises(InvalidIdentifierError):
+        actor_from_events_subject("aether.ns.events.0.order-1")  # order-1 is in slice 173
+    with pytest.raises(InvalidIdentifierError):
+        actor_from_events_subject("aether.ns.events.order-1")  # the old layout
+
+
+def test_parse_slices() -> None:
+    assert parse_slices("0-3,7") == frozenset({0, 1, 2, 3, 7})
+    assert slice_ranges(parse_slices("0-3,7,9-10")) == [(0, 3), (7, 7), (9, 10)]
+    for bad in ("", "a", "5-2", "0-1024", "-1", "1,,2", "0-"):
+        with pytest.raises(ValidationError):
+            parse_slices(bad)
+    assert normalize_slices(range(0, 128)) == frozenset(range(128))
+    for bad_sel in (range(0), [1024], ["1"], "0-3", [True]):
+        with pytest.raises(ValidationError):
+            normalize_slices(bad_sel)
+
+
+# -- no namespace reaches another's names ----------------------------------------------
+
+_NS = st.text(
+    alphabet="abcAZ09_-SNAPHOTRCLUESabpc", min_size=1, max_size=24
+)  # the alphabet, biased to the letters the fixed prefixes and suffixes use
+
+
+def _names(ns: str) -> dict[str, str]:
+    return {
+        "events": stream_name(ns),
+        "snapshots": snapshot_stream_name(ns),
+        "cluster-kv": "KV_" + cluster_bucket(ns),
+        "processors": processor_stream_name(ns),
+        "processor-kv": "KV_" + processor_bucket(ns),
+    }
+
+
+@given(_NS, _NS)
+@settings(max_examples=3000)
+def test_no_two_namespaces_produce_one_name(a: str, b: str) -> None:
+    if a == b:
+        return
+    names_a, names_b = _names(a), _names(b)
+    assert not set(names_a.values()) & set(names_b.values()), (a, b)
+
+
+@given(_NS)
+def test_names_of_one_namespace_are_distinct(ns: str) -> None:
+    assert len(set(_names(ns).values())) == len(_names(ns))
+
+
+@given(_NS, _NS)
+@settings(max_examples=1000)
+def test_subjects_of_one_namespace_never_match_anothers(a: str, b: str) -> None:
+    if a == b:
+        return
+    for subject in (events_subject(a, "x"), bus_subject(a, "T", "x"), inbox_prefix(a) + ".x"):
+        assert not subject.startswith(f"aether.{b}.")
+        assert not subject.startswith(inbox_prefix(b) + ".")
+
+
+def test_the_old_snapshot_name_collided() -> None:
+    """Why names changed: 0.1 named a's snapshots like namespace a_SNAPSHOTS's events."""
+    assert legacy_snapshot_stream_name("a") == stream_name("a_SNAPSHOTS")
+    assert snapshot_stream_name("a") != stream_name("a_SNAPSHOTS")

@@ -12,78 +12,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from aether._xxh64 import xxh64
 from aether.errors import ValidationError
 from aether.subjects import validate_actor_id
 
-_M = 0xFFFFFFFFFFFFFFFF
-_P1 = 0x9E3779B185EBCA87
-_P2 = 0xC2B2AE3D27D4EB4F
-_P3 = 0x165667B19E3779F9
-_P4 = 0x85EBCA77C2B2AE63
-_P5 = 0x27D4EB2F165667C5
-
 MAX_SHARDS = 65536
 """The largest supported shard count."""
-
-
-def _rotl(x: int, r: int) -> int:
-    return ((x << r) | (x >> (64 - r))) & _M
-
-
-def _round(acc: int, lane: int) -> int:
-    acc = (acc + lane * _P2) & _M
-    return (_rotl(acc, 31) * _P1) & _M
-
-
-def _merge(acc: int, val: int) -> int:
-    acc ^= _round(0, val)
-    return (acc * _P1 + _P4) & _M
-
-
-def xxh64(data: bytes, seed: int = 0) -> int:
-    """The XXH64 hash of `data` with `seed` (0 ≤ seed < 2**64), as an unsigned int."""
-    seed &= _M
-    n = len(data)
-    i = 0
-    if n >= 32:
-        v1 = (seed + _P1 + _P2) & _M
-        v2 = (seed + _P2) & _M
-        v3 = seed
-        v4 = (seed - _P1) & _M
-        limit = n - 32
-        frm = int.from_bytes
-        while i <= limit:
-            v1 = _round(v1, frm(data[i : i + 8], "little"))
-            v2 = _round(v2, frm(data[i + 8 : i + 16], "little"))
-            v3 = _round(v3, frm(data[i + 16 : i + 24], "little"))
-            v4 = _round(v4, frm(data[i + 24 : i + 32], "little"))
-            i += 32
-        h = (_rotl(v1, 1) + _rotl(v2, 7) + _rotl(v3, 12) + _rotl(v4, 18)) & _M
-        h = _merge(h, v1)
-        h = _merge(h, v2)
-        h = _merge(h, v3)
-        h = _merge(h, v4)
-    else:
-        h = (seed + _P5) & _M
-    h = (h + n) & _M
-    while i + 8 <= n:
-        h ^= _round(0, int.from_bytes(data[i : i + 8], "little"))
-        h = (_rotl(h, 27) * _P1 + _P4) & _M
-        i += 8
-    if i + 4 <= n:
-        h ^= (int.from_bytes(data[i : i + 4], "little") * _P1) & _M
-        h = (_rotl(h, 23) * _P2 + _P3) & _M
-        i += 4
-    while i < n:
-        h ^= (data[i] * _P5) & _M
-        h = (_rotl(h, 11) * _P1) & _M
-        i += 1
-    h ^= h >> 33
-    h = (h * _P2) & _M
-    h ^= h >> 29
-    h = (h * _P3) & _M
-    h ^= h >> 32
-    return h
 
 
 def validate_shard_count(shard_count: object, field: str = "shard_count") -> int:

@@ -1,16 +1,24 @@
 """The store protocols and the rules every store shares.
 
-Semantics (the contract suite in ``tests/contract`` checks every store against them):
+Semantics (the contract suite in `aether.testing` checks every store against them):
 
 - ``save_event(e)`` appends iff ``e.version == latest + 1``, atomically in the store;
   otherwise ``VersionConflictError(actor_id, expected=e.version - 1, actual=latest)``.
   Re-saving the identical event (same id at the same version) is a no-op success.
   Returns the event with its ``position`` set.
-- ``save_events(events)``: one actor, consecutive versions, all or nothing.
+- ``save_events(events)``: a unit of work over one or more actors; each actor's events
+  are consecutive from its latest + 1; all or nothing across all of them. A conflict
+  names every actor that was not at its expected version and writes nothing. A unit of
+  more than ``max_batch`` events is refused (`UnitTooLargeError`), never split.
 - Positions are global, strictly increasing, start at 1. ``from_position`` and
   ``from_version`` are inclusive.
-- ``watch(from_position=None)`` yields events appended after it started (or from
-  ``from_position`` on), in position order, without gaps or duplicates, until closed.
+- ``read_all(from_position, slices=...)`` and ``watch(from_position, slices=...)`` select
+  the events of some slices (see `aether.subjects.slice_of`) in the store.
+- ``watch(from_position=None)`` yields events appended after the call (the start is fixed
+  when ``watch()`` returns, before the first iteration), or from ``from_position`` on, in
+  position order, without gaps or duplicates, until the store closes.
+- ``last_position()`` is the highest position (0 when empty), without a scan.
+- Read-your-writes: once a save returned, this store's reads reflect it.
 """
 
 from __future__ import annotations
@@ -18,20 +26,26 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol, runtime_checkable
 
-from aether.errors import InvalidEventError, VersionConflictError
+from aether.errors import InvalidEventError, UnitTooLargeError, VersionConflictError
 from aether.event import Event, Snapshot
+from aether.subjects import Slices
 
 
 @runtime_checkable
 class EventStore(Protocol):
     """Append-only, per-actor versioned event storage with optimistic concurrency."""
 
+    @property
+    def max_batch(self) -> int:
+        """The most events one `save_events` call appends atomically."""
+        ...
+
     async def save_event(self, event: Event) -> Event:
         """Append `event` iff its version is the actor's latest + 1; return it with position."""
         ...
 
     async def save_events(self, events: Sequence[Event]) -> list[Event]:
-        """Append consecutive events of one actor atomically: all are stored or none."""
+        """Append a unit of work (one or more actors) atomically: all are stored or none."""
         ...
 
     async def get_events(self, actor_id: str, from_version: int = 0) -> list[Event]:
@@ -48,12 +62,20 @@ class EventStore(Protocol):
         """The actor's latest version, 0 when it has none; never a scan."""
         ...
 
-    def read_all(self, from_position: int = 0) -> AsyncIterator[Event]:
-        """Every event of the namespace with ``position >= from_position``, in order."""
+    def read_all(
+        self, from_position: int = 0, *, slices: Slices | None = None
+    ) -> AsyncIterator[Event]:
+        """Every event (of `slices`, if given) with ``position >= from_position``, in order."""
         ...
 
-    def watch(self, from_position: int | None = None) -> AsyncIterator[Event]:
-        """Like `read_all`, then goes on with new events live (None: only new ones)."""
+    def watch(
+        self, from_position: int | None = None, *, slices: Slices | None = None
+    ) -> AsyncIterator[Event]:
+        """Like `read_all`, then goes on with new events live (None: from the call on)."""
+        ...
+
+    async def last_position(self) -> int:
+        """The highest position of the namespace (0 when empty), without a scan."""
         ...
 
     async def list_actors(self) -> dict[str, int]:
@@ -76,6 +98,41 @@ class SnapshotStore(Protocol):
     async def get_latest_snapshot(self, actor_id: str) -> Snapshot | None:
         """The actor's most recent snapshot, or None."""
         ...
+
+
+def check_unit(events: Sequence[Event], max_batch: int) -> dict[str, list[Event]]:
+    """Check a unit of work; return its events grouped by actor (in first-seen order).
+
+    The unit is non-empty, at most `max_batch` events, ids unique within it, and each
+    actor's events have consecutive versions in the order given (they need not be
+    adjacent: ``[a1, b1, a2]`` is fine). Field-level validation is the codec's.
+    """
+    if isinstance(events, Event) or not isinstance(events, Sequence):
+        raise InvalidEventError("events", "must be a sequence of Event")
+    if not events:
+        raise InvalidEventError("events", "must not be empty")
+    if len(events) > max_batch:
+        raise UnitTooLargeError(len(events), max_batch)
+    groups: dict[str, list[Event]] = {}
+    ids: set[str] = set()
+    for i, e in enumerate(events):
+        if not isinstance(e, Event):
+            raise InvalidEventError(f"events[{i}]", "must be an Event")
+        group = groups.get(e.actor_id)
+        if group is None:
+            groups[e.actor_id] = [e]
+        else:
+            prev = group[-1].version
+            if type(prev) is int and e.version != prev + 1:
+                raise InvalidEventError(
+                    f"events[{i}].version",
+                    f"must be {prev + 1} (consecutive for actor {e.actor_id!r}), got {e.version!r}",
+                )
+            group.append(e)
+        if e.id in ids:
+            raise InvalidEventError(f"events[{i}].id", "event ids must be unique within a unit")
+        ids.add(e.id)
+    return groups
 
 
 def check_batch(events: Sequence[Event]) -> str:

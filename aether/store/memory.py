@@ -1,7 +1,8 @@
 """`InMemoryEventStore`: the whole contract in one process, for users' tests and prototypes.
 
 Events are kept encoded, exactly as other stores keep them, so a test against memory
-sees the same validation, size limits and int/float round trip as production.
+sees the same validation, size limits, unit-of-work limit and int/float round trip as
+production.
 """
 
 from __future__ import annotations
@@ -9,7 +10,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
-from aether.errors import InvalidEventError
+from aether.errors import (
+    ActorConflict,
+    InvalidEventError,
+    StoreClosedError,
+    VersionConflictError,
+)
 from aether.event import (
     DEFAULT_MAX_EVENT_BYTES,
     Event,
@@ -19,20 +25,38 @@ from aether.event import (
     encode_event,
     encode_snapshot,
 )
-from aether.store.base import check_batch, check_nonnegative_int, conflict, same_event
-from aether.subjects import validate_actor_id
+from aether.store.base import check_nonnegative_int, check_unit, same_event
+from aether.subjects import Slices, normalize_slices, slice_of, validate_actor_id
+
+DEFAULT_MAX_BATCH = 1000
+"""The memory store's default unit-of-work limit: the same as JetStream's atomic batch."""
 
 
 class InMemoryEventStore:
     """An `EventStore` and `SnapshotStore` held in memory; safe for concurrent tasks."""
 
-    def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+    def __init__(
+        self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES, max_batch: int = DEFAULT_MAX_BATCH
+    ) -> None:
+        if type(max_batch) is not int or max_batch < 1:
+            raise InvalidEventError("max_batch", f"must be an integer >= 1, got {max_batch!r}")
         self._max = max_event_bytes
+        self._max_batch = max_batch
         self._log: list[bytes] = []  # position p is _log[p - 1]
+        self._slice: list[int] = []  # slice of the event at position p is _slice[p - 1]
         self._actors: dict[str, list[int]] = {}  # actor -> positions, index = version - 1
-        self._ids: dict[str, list[str]] = {}  # actor -> event ids, index = version - 1
         self._snapshots: dict[str, bytes] = {}
-        self._appended = asyncio.Condition()
+        self._appended = asyncio.Event()
+        self._closed = False
+
+    @property
+    def max_batch(self) -> int:
+        """The most events one `save_events` call appends (default 1000, like JetStream)."""
+        return self._max_batch
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError("in-memory store: the store is closed")
 
     # -- writes (no awaits between check and append: atomic within the event loop) --
 
@@ -41,31 +65,46 @@ class InMemoryEventStore:
         return (await self.save_events([event]))[0]
 
     async def save_events(self, events: Sequence[Event]) -> list[Event]:
-        """Append consecutive events of one actor, all or nothing."""
-        actor_id = check_batch(events)
+        """Append a unit of work (one or more actors), all or nothing."""
+        self._check_open()
+        groups = check_unit(events, self._max_batch)
         payloads = [encode_event(e, self._max) for e in events]
-        ids = self._ids.get(actor_id, [])
-        latest = len(ids)
-        first = events[0]
-        if first.version != latest + 1:
-            positions = self._actors.get(actor_id, [])
+        conflicts: list[ActorConflict] = []
+        resaved = 0
+        for actor_id, group in groups.items():
+            positions = self._actors.get(actor_id, ())
+            latest = len(positions)
+            first = group[0]
+            if first.version == latest + 1:
+                continue
             if all(
                 0 < e.version <= latest
                 and same_event(decode_event(self._log[positions[e.version - 1] - 1]), e)
-                for e in events
-            ):  # a re-save: the same events at the same versions
-                return [e.with_position(positions[e.version - 1]) for e in events]
-            raise conflict(first, latest)
-        positions = self._actors.setdefault(actor_id, [])
-        ids = self._ids.setdefault(actor_id, ids)
+                for e in group
+            ):
+                resaved += 1
+                continue
+            conflicts.append(ActorConflict(actor_id, first.version - 1, latest))
+        if conflicts:
+            raise VersionConflictError.of(conflicts)
+        if resaved == len(groups):  # the identical unit, stored earlier
+            return [e.with_position(self._actors[e.actor_id][e.version - 1]) for e in events]
+        if resaved:  # some actors' part is stored, others' not: not the same unit
+            raise VersionConflictError.of(
+                [
+                    ActorConflict(a, g[0].version - 1, len(self._actors.get(a, ())))
+                    for a, g in groups.items()
+                    if g[0].version != len(self._actors.get(a, ())) + 1
+                ]
+            )
         stored = []
         for e, payload in zip(events, payloads, strict=True):
             self._log.append(payload)
-            positions.append(len(self._log))
-            ids.append(e.id)
+            self._slice.append(slice_of(e.actor_id))
+            self._actors.setdefault(e.actor_id, []).append(len(self._log))
             stored.append(e.with_position(len(self._log)))
-        async with self._appended:
-            self._appended.notify_all()
+        self._appended.set()
+        self._appended = asyncio.Event()
         return stored
 
     # -- reads --
@@ -78,6 +117,7 @@ class InMemoryEventStore:
         self, actor_id: str, from_version: int = 0, to_version: int | None = None
     ) -> AsyncIterator[Event]:
         """Stream the actor's events in ``[from_version, to_version]``."""
+        self._check_open()
         validate_actor_id(actor_id)
         check_nonnegative_int(from_version, "from_version")
         if to_version is not None:
@@ -91,44 +131,74 @@ class InMemoryEventStore:
 
     async def get_latest_version(self, actor_id: str) -> int:
         """The actor's latest version (0 if none)."""
+        self._check_open()
         validate_actor_id(actor_id)
-        return len(self._ids.get(actor_id, ()))
+        return len(self._actors.get(actor_id, ()))
 
-    async def read_all(self, from_position: int = 0) -> AsyncIterator[Event]:
-        """Every event from `from_position` on, in position order."""
+    async def last_position(self) -> int:
+        """The highest position (0 when empty)."""
+        self._check_open()
+        return len(self._log)
+
+    def read_all(
+        self, from_position: int = 0, *, slices: Slices | None = None
+    ) -> AsyncIterator[Event]:
+        """Every event (of `slices`) from `from_position` on, in position order."""
+        self._check_open()
         check_nonnegative_int(from_position, "from_position")
-        p = max(from_position, 1)
-        while p <= len(self._log):
-            yield decode_event(self._log[p - 1], p)
+        selected = normalize_slices(slices)
+        return self._read(max(from_position, 1), len(self._log), selected)
+
+    async def _read(
+        self, start: int, end: int, selected: frozenset[int] | None
+    ) -> AsyncIterator[Event]:
+        p = start
+        while p <= end and not self._closed:
+            if selected is None or self._slice[p - 1] in selected:
+                yield decode_event(self._log[p - 1], p)
             p += 1
 
-    async def watch(self, from_position: int | None = None) -> AsyncIterator[Event]:
-        """Events from `from_position` (None: from now), then new ones as they come."""
+    def watch(
+        self, from_position: int | None = None, *, slices: Slices | None = None
+    ) -> AsyncIterator[Event]:
+        """Events from `from_position` (None: after the last one now), then live, until closed.
+
+        The start is fixed by this call, before the first iteration.
+        """
+        self._check_open()
         if from_position is None:
-            p = len(self._log) + 1
+            start = len(self._log) + 1
         else:
             check_nonnegative_int(from_position, "from_position")
-            p = max(from_position, 1)
-        while True:
+            start = max(from_position, 1)
+        return self._follow(start, normalize_slices(slices))
+
+    async def _follow(self, start: int, selected: frozenset[int] | None) -> AsyncIterator[Event]:
+        p = start
+        while not self._closed:
             while p <= len(self._log):
-                yield decode_event(self._log[p - 1], p)
+                if selected is None or self._slice[p - 1] in selected:
+                    yield decode_event(self._log[p - 1], p)
+                    if self._closed:
+                        return
                 p += 1
-            async with self._appended:
-                await self._appended.wait_for(lambda p=p: len(self._log) >= p)
+            await self._appended.wait()
 
     async def list_actors(self) -> dict[str, int]:
         """Every actor with its latest version."""
-        return {a: len(ids) for a, ids in self._ids.items()}
+        self._check_open()
+        return {a: len(positions) for a, positions in self._actors.items()}
 
     # -- snapshots --
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keep `snapshot` as the actor's latest; refused beyond the latest event."""
+        self._check_open()
         payload = encode_snapshot(snapshot)
-        latest = len(self._ids.get(snapshot.actor_id, ()))
+        latest = len(self._actors.get(snapshot.actor_id, ()))
         if snapshot.version > latest:
             raise InvalidEventError(
-                "version",
+                "snapshot.version",
                 f"snapshot version {snapshot.version} is beyond the latest event {latest}",
             )
         current = self._snapshots.get(snapshot.actor_id)
@@ -137,12 +207,15 @@ class InMemoryEventStore:
 
     async def get_latest_snapshot(self, actor_id: str) -> Snapshot | None:
         """The actor's latest snapshot or None."""
+        self._check_open()
         validate_actor_id(actor_id)
         payload = self._snapshots.get(actor_id)
         return None if payload is None else decode_snapshot(payload)
 
     async def close(self) -> None:
-        """Nothing to release."""
+        """Refuse further work and end every `watch`."""
+        self._closed = True
+        self._appended.set()
 
     async def __aenter__(self) -> InMemoryEventStore:
         return self
