@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -114,6 +115,7 @@ class NatsServer:
         """Stop the server: SIGTERM (clean) or SIGKILL (a crash)."""
         if self.proc is None or self.proc.poll() is not None:
             return
+        self.resume()  # a paused server cannot act on SIGTERM
         if kill:
             self.proc.kill()
         else:
@@ -130,6 +132,16 @@ class NatsServer:
         if pause:
             time.sleep(pause)
         self.start()
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): its sockets stay open, it answers nothing."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Wake a paused server (SIGCONT)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
 
     @property
     def running(self) -> bool:
