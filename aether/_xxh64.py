@@ -86,7 +86,11 @@ def _fast() -> Callable[[bytes, int], int] | None:
     fn = xxhash.xxh64_intdigest
     if fn(b"", 0) != 0xEF46DB3751D8E999:  # the spec's empty-input vector
         return None  # pragma: no cover
-    return lambda data, seed=0: int(fn(data, seed & _M))
+
+    def fast(data: bytes, seed: int = 0) -> int:
+        return int(fn(data, seed & _M))
+
+    return fast
 
 
 xxh64_pure = xxh64

@@ -23,6 +23,7 @@
     ├── UnsupportedServerError        the server really lacks a feature (e.g. atomic batch)
     ├── CorruptEventError             a stored message is not an aether event (.position)
     ├── StoreClosedError              the store was closed
+    ├── TrackingConflictError         a tracking record moved on: the writer was fenced
     ├── SubscriptionOverflowError     a bus subscription with Overflow.ERROR fell behind
     └── ClusterError                  cluster operation failed
         └── StaleTermError            a fenced write carried a term no longer current
@@ -204,6 +205,22 @@ class CorruptEventError(AetherError):
 
 class StoreClosedError(AetherError):
     """The store (or bus) was closed; it refuses work."""
+
+
+class TrackingConflictError(AetherError):
+    """A commit expected tracking record `key` at `expected` but it is at `actual`.
+
+    Nothing of the commit was written. For a processor this means another owner claimed
+    the shard: the writer was fenced and must stop working on it.
+    """
+
+    def __init__(self, key: str, expected: int, actual: int) -> None:
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"tracking record {key!r} is at revision {actual}, the commit expected {expected}"
+        )
 
 
 class SubscriptionOverflowError(AetherError):

@@ -24,11 +24,39 @@ Semantics (the contract suite in `aether.testing` checks every store against the
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 from aether.errors import InvalidEventError, UnitTooLargeError, VersionConflictError
 from aether.event import Event, Snapshot
 from aether.subjects import Slices
+
+
+@dataclass(frozen=True, slots=True)
+class Tracking:
+    """A tracking record to commit atomically with a unit of work (processors, relays).
+
+    `key` names the record (e.g. ``"<processor>.<shard>"``), `position` is the input
+    position processed through, `data` small JSON (owner, epoch...). `expected` is the
+    revision the writer holds (0: the record must not exist yet); the commit is refused
+    with `TrackingConflictError` if the record moved on: that is how a node that lost a
+    shard is fenced by the store, not by timing.
+    """
+
+    key: str
+    position: int
+    expected: int
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingRecord:
+    """A stored tracking record: its `revision` is what the next commit must expect."""
+
+    key: str
+    position: int
+    revision: int
+    data: dict[str, Any]
 
 
 @runtime_checkable
@@ -44,8 +72,19 @@ class EventStore(Protocol):
         """Append `event` iff its version is the actor's latest + 1; return it with position."""
         ...
 
-    async def save_events(self, events: Sequence[Event]) -> list[Event]:
-        """Append a unit of work (one or more actors) atomically: all are stored or none."""
+    async def save_events(
+        self, events: Sequence[Event], *, tracking: Tracking | None = None
+    ) -> list[Event]:
+        """Append a unit of work (one or more actors) atomically: all are stored or none.
+
+        With `tracking`, the tracking record is written in the same atomic commit (and
+        `events` may be empty: a checkpoint alone); the commit is refused whole with
+        `TrackingConflictError` when the record is not at ``tracking.expected``.
+        """
+        ...
+
+    async def get_tracking(self, key: str) -> TrackingRecord | None:
+        """The tracking record `key`, read from the authority (never a stale replica)."""
         ...
 
     async def get_events(self, actor_id: str, from_version: int = 0) -> list[Event]:
@@ -98,6 +137,29 @@ class SnapshotStore(Protocol):
     async def get_latest_snapshot(self, actor_id: str) -> Snapshot | None:
         """The actor's most recent snapshot, or None."""
         ...
+
+
+_TRACKING_KEY_MAX = 256
+
+
+def check_tracking(tracking: object) -> Tracking:
+    """Validate a `Tracking` argument (key, position, expected, JSON-able data)."""
+    if not isinstance(tracking, Tracking):
+        raise InvalidEventError("tracking", "must be an aether.store.Tracking")
+    key = tracking.key
+    if (
+        not isinstance(key, str)
+        or not 1 <= len(key) <= _TRACKING_KEY_MAX
+        or not all(c.isascii() and (c.isalnum() or c in "._-") for c in key)
+    ):
+        raise InvalidEventError(
+            "tracking.key", f"must be 1-{_TRACKING_KEY_MAX} characters of A-Z, a-z, 0-9, . _ -"
+        )
+    check_nonnegative_int(tracking.position, "tracking.position")
+    check_nonnegative_int(tracking.expected, "tracking.expected")
+    if not isinstance(tracking.data, dict):
+        raise InvalidEventError("tracking.data", "must be a dict of JSON values")
+    return tracking
 
 
 def check_unit(events: Sequence[Event], max_batch: int) -> dict[str, list[Event]]:

@@ -8,12 +8,14 @@ production.
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import AsyncIterator, Sequence
 
 from aether.errors import (
     ActorConflict,
     InvalidEventError,
     StoreClosedError,
+    TrackingConflictError,
     VersionConflictError,
 )
 from aether.event import (
@@ -25,7 +27,14 @@ from aether.event import (
     encode_event,
     encode_snapshot,
 )
-from aether.store.base import check_nonnegative_int, check_unit, same_event
+from aether.store.base import (
+    Tracking,
+    TrackingRecord,
+    check_nonnegative_int,
+    check_tracking,
+    check_unit,
+    same_event,
+)
 from aether.subjects import Slices, normalize_slices, slice_of, validate_actor_id
 
 DEFAULT_MAX_BATCH = 1000
@@ -46,6 +55,7 @@ class InMemoryEventStore:
         self._slice: list[int] = []  # slice of the event at position p is _slice[p - 1]
         self._actors: dict[str, list[int]] = {}  # actor -> positions, index = version - 1
         self._snapshots: dict[str, bytes] = {}
+        self._tracking: dict[str, TrackingRecord] = {}
         self._appended = asyncio.Event()
         self._closed = False
 
@@ -64,9 +74,21 @@ class InMemoryEventStore:
         """Append `event` iff it is the actor's next version."""
         return (await self.save_events([event]))[0]
 
-    async def save_events(self, events: Sequence[Event]) -> list[Event]:
-        """Append a unit of work (one or more actors), all or nothing."""
+    async def save_events(
+        self, events: Sequence[Event], *, tracking: Tracking | None = None
+    ) -> list[Event]:
+        """Append a unit of work (one or more actors), all or nothing; with `tracking`,
+        commit the tracking record with it (fenced on ``tracking.expected``)."""
         self._check_open()
+        if tracking is not None:
+            check_tracking(tracking)
+            record = self._tracking.get(tracking.key)
+            actual = record.revision if record is not None else 0
+            if not events:
+                if actual != tracking.expected:
+                    raise TrackingConflictError(tracking.key, tracking.expected, actual)
+                self._commit_tracking(tracking)
+                return []
         groups = check_unit(events, self._max_batch)
         payloads = [encode_event(e, self._max) for e in events]
         conflicts: list[ActorConflict] = []
@@ -87,6 +109,11 @@ class InMemoryEventStore:
             conflicts.append(ActorConflict(actor_id, first.version - 1, latest))
         if conflicts:
             raise VersionConflictError.of(conflicts)
+        if tracking is not None and resaved < len(groups):
+            record = self._tracking.get(tracking.key)
+            actual = record.revision if record is not None else 0
+            if actual != tracking.expected:
+                raise TrackingConflictError(tracking.key, tracking.expected, actual)
         if resaved == len(groups):  # the identical unit, stored earlier
             return [e.with_position(self._actors[e.actor_id][e.version - 1]) for e in events]
         if resaved:  # some actors' part is stored, others' not: not the same unit
@@ -103,9 +130,24 @@ class InMemoryEventStore:
             self._slice.append(slice_of(e.actor_id))
             self._actors.setdefault(e.actor_id, []).append(len(self._log))
             stored.append(e.with_position(len(self._log)))
+        if tracking is not None:
+            self._commit_tracking(tracking)
         self._appended.set()
         self._appended = asyncio.Event()
         return stored
+
+    def _commit_tracking(self, tracking: Tracking) -> None:
+        record = self._tracking.get(tracking.key)
+        revision = (record.revision if record is not None else 0) + 1
+        self._tracking[tracking.key] = TrackingRecord(
+            tracking.key, tracking.position, revision, copy.deepcopy(tracking.data)
+        )
+
+    async def get_tracking(self, key: str) -> TrackingRecord | None:
+        """The tracking record `key`, or None."""
+        self._check_open()
+        record = self._tracking.get(key)
+        return None if record is None else copy.deepcopy(record)
 
     # -- reads --
 
