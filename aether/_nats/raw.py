@@ -1,0 +1,178 @@
+"""Raw-message subscriptions: the hot path for pub acks, replay and the bus.
+
+nats-py turns every incoming message into a `Msg` (header parsing, string decoding),
+queues it and hands it to a callback task. For aether's own inboxes (pub acks,
+pull-consumer deliveries) that costs more than decoding the event itself.
+`subscribe_raw` registers a plain function that nats-py's reader calls synchronously
+with the raw bytes (subject, reply, payload, header block) of each message of that
+subscription; every other subscription of the connection is untouched.
+
+Seam: ``Client._process_msg(sid, subject, reply, data, headers)``, private but stable
+across nats-py 2.x. It is checked once per connection; if it is missing, has another
+signature, or ``AETHER_NATS_SEAMS=off``, raw subscriptions fall back to an ordinary
+callback subscription (slower, same behaviour). A handler that raises is logged and its
+exception never reaches nats-py's read loop (which would stop reading the connection).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+from aether._nats.seams import seams_enabled
+
+log = logging.getLogger("aether.nats")
+
+RawHandler = Callable[[bytes, bytes, bytes, bytes | None], None]
+"""``handler(subject, reply, data, headers)``; `headers` is the raw header block or None."""
+
+_ATTR = "_aether_raw_dispatch"
+
+
+def _guarded(
+    handler: RawHandler, subject: bytes, reply: bytes, data: bytes, hdr: bytes | None
+) -> None:
+    try:
+        handler(subject, reply, data, hdr)
+    except Exception:
+        log.exception("a raw NATS message handler failed; the message was dropped")
+
+
+class _Dispatch:
+    """Per-connection table of subscription id -> raw handler."""
+
+    def __init__(self, nc: NATS) -> None:
+        self.handlers: dict[int, RawHandler] = {}
+        self._orig: Callable[..., Awaitable[None]] = nc._process_msg
+
+        async def process_msg(
+            sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
+        ) -> None:
+            handler = self.handlers.get(sid)
+            if handler is None:
+                await self._orig(sid, subject, reply, data, headers)
+                return
+            _guarded(handler, subject, reply, data, headers)
+
+        nc._process_msg = process_msg  # type: ignore[method-assign]
+
+
+def _dispatch(nc: NATS) -> _Dispatch | None:
+    existing = getattr(nc, _ATTR, None)
+    if isinstance(existing, _Dispatch):
+        return existing
+    if not seams_enabled():
+        return None
+    orig = getattr(nc, "_process_msg", None)
+    if orig is None or not inspect.iscoroutinefunction(orig):
+        return None
+    try:
+        params = list(inspect.signature(orig).parameters)
+    except (TypeError, ValueError):
+        return None
+    if params[:5] != ["sid", "subject", "reply", "data", "headers"]:
+        return None
+    d = _Dispatch(nc)
+    setattr(nc, _ATTR, d)
+    return d
+
+
+def raw_seam_active(nc: NATS) -> bool:
+    """Whether raw subscriptions on `nc` use the fast seam (False: public fallback)."""
+    return _dispatch(nc) is not None
+
+
+def sid_of(sub: Any) -> int:
+    """nats-py's subscription id of `sub` (``Subscription._id``; the public ``sid`` too)."""
+    sid = getattr(sub, "_id", None)
+    if sid is None:
+        sid = getattr(sub, "sid", None)
+    return int(sid) if sid is not None else -1
+
+
+class RawSubscription:
+    """A subscription whose messages go to a raw handler; `unsubscribe` when done."""
+
+    def __init__(self, nc: NATS, sub: Any, dispatch: _Dispatch | None) -> None:
+        self._nc = nc
+        self._sub = sub
+        self._dispatch = dispatch
+
+    @property
+    def sid(self) -> int:
+        """The subscription id nats-py gave it."""
+        return sid_of(self._sub)
+
+    async def unsubscribe(self) -> None:
+        """Stop the handler and remove the interest (quietly if the connection is gone)."""
+        if self._dispatch is not None:
+            self._dispatch.handlers.pop(sid_of(self._sub), None)
+        if self._nc.is_closed:
+            return
+        with contextlib.suppress(Exception):
+            await self._sub.unsubscribe()
+
+
+def _headers_block(msg: Msg) -> bytes | None:
+    """Rebuild a raw header block from a parsed `Msg` (fallback path only)."""
+    if not msg.headers:
+        return None
+    status = msg.headers.get("Status")
+    desc = msg.headers.get("Description")
+    first = b"NATS/1.0" + (b" " + status.encode() if status else b"")
+    if status and desc:
+        first += b" " + desc.encode()
+    lines = [first]
+    for k, v in msg.headers.items():
+        if k not in ("Status", "Description"):
+            lines.append(f"{k}: {v}".encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+async def subscribe_raw(
+    nc: NATS, subject: str, handler: RawHandler, *, queue: str = ""
+) -> RawSubscription:
+    """Subscribe `handler` to `subject`. Register before sending anything that is answered
+    on `subject`: messages arriving before this returns are not delivered."""
+    dispatch = _dispatch(nc)
+    if dispatch is None:
+
+        async def cb(msg: Msg) -> None:
+            _guarded(
+                handler, msg.subject.encode(), msg.reply.encode(), msg.data, _headers_block(msg)
+            )
+
+        sub = await nc.subscribe(
+            subject, queue=queue, cb=cb, pending_bytes_limit=0, pending_msgs_limit=0
+        )
+        return RawSubscription(nc, sub, None)
+    sub = await nc.subscribe(subject, queue=queue, pending_bytes_limit=0, pending_msgs_limit=0)
+    dispatch.handlers[sid_of(sub)] = handler
+    return RawSubscription(nc, sub, dispatch)
+
+
+def status_of(headers: bytes | None) -> int:
+    """The inline status code of a header block (``NATS/1.0 404 ...``), 0 if none."""
+    if headers is None or len(headers) < 12 or headers[8:9] != b" ":
+        return 0
+    code = headers[9:12]
+    return int(code) if code.isdigit() else 0
+
+
+def header_value(headers: bytes | None, name: bytes) -> bytes | None:
+    """The value of header `name` (exact case) in a raw header block, or None."""
+    if headers is None:
+        return None
+    key = b"\r\n" + name + b":"
+    i = headers.find(key)
+    if i < 0:
+        return None
+    i += len(key)
+    j = headers.find(b"\r\n", i)
+    return headers[i:j].strip()
