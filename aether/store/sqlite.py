@@ -139,8 +139,8 @@ _SLICE_INDEX = (
 _REQUIRE_SLICE = """CREATE TRIGGER IF NOT EXISTS aether_events_require_slice
     BEFORE INSERT ON aether_events WHEN NEW.slice < 0
     BEGIN
-        SELECT RAISE(ABORT, 'aether: a writer older than the slice layout (aether 0.1) '
-            'tried to append to this file; upgrade it');
+        SELECT RAISE(ABORT,
+            'aether: a writer older than the slice layout (aether 0.1) appended; upgrade it');
     END"""
 """On a migrated file the column has a default (-1): refuse rows of an old writer."""
 
@@ -166,11 +166,16 @@ Row = tuple[int, int, bytes, str, int]
 
 
 def _slice_page(count: int) -> str:
-    """The page query over `count` slices: one index range per slice, bounded positions."""
+    """The page query over `count` slices: one index range per slice, bounded positions.
+
+    The planner would rather walk the namespace index (no sort), reading every row of
+    the window; the slice index reads only the wanted rows and sorts about a page.
+    """
     marks = ", ".join("?" * count)
     return (
-        f"SELECT position, {_ROW} FROM aether_events WHERE namespace = ? "
-        f"AND slice IN ({marks}) AND position >= ? AND position <= ? ORDER BY position LIMIT ?"
+        f"SELECT position, {_ROW} FROM aether_events INDEXED BY aether_events_by_slice "
+        f"WHERE namespace = ? AND slice IN ({marks}) AND position >= ? AND position <= ? "
+        "ORDER BY position LIMIT ?"
     )
 
 

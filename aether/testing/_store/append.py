@@ -30,7 +30,7 @@ class AppendContract(ContractBase):
     async def test_appends_in_sequence_have_increasing_positions(self, store: Store) -> None:
         stored = await append_n(store, "a", 5)
         positions = [e.position for e in stored]
-        assert positions == sorted(positions) and len(set(positions)) == 5
+        assert positions == sorted(positions) and len(set(positions)) == 5  # type: ignore[type-var]
         assert [e.version for e in await store.get_events("a")] == [1, 2, 3, 4, 5]
 
     async def test_stale_version_is_a_conflict_with_expected_and_actual(self, store: Store) -> None:
@@ -109,7 +109,8 @@ class AppendContract(ContractBase):
         stored = await store.save_events(batch)
         assert [e.id for e in stored] == [e.id for e in batch]
         positions = [e.position for e in stored]
-        assert all(isinstance(p, int) for p in positions) and positions == sorted(set(positions))
+        assert all(isinstance(p, int) for p in positions)
+        assert positions == sorted(set(positions))  # type: ignore[type-var]
         read = await store.get_events("a")
         assert [(e.version, e.id, e.position) for e in read[1:]] == [
             (e.version, e.id, e.position) for e in stored

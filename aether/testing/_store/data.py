@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -35,10 +36,10 @@ def _same_json(a: object, b: object) -> bool:
     """Equal values with equal types all the way down (7 is not 7.0 here)."""
     if type(a) is not type(b):
         return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)  # type: ignore[union-attr]
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))  # type: ignore[arg-type]
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
     return a == b
 
 
@@ -114,7 +115,9 @@ class DataContract(ContractBase):
         ],
         ids=["nan", "inf", "-inf", "nested-nan", "set", "bytes", "object", "tuple", "int-key"],
     )
-    async def test_bad_data_is_rejected_and_nothing_written(self, store: Store, data: dict) -> None:
+    async def test_bad_data_is_rejected_and_nothing_written(
+        self, store: Store, data: dict[str, object]
+    ) -> None:
         await store.save_event(ev("a", 1))
         before = await read_all_list(store)
         with pytest.raises(InvalidEventError):
@@ -156,7 +159,7 @@ class DataContract(ContractBase):
         ],
     )
     async def test_bad_fields_are_rejected_and_nothing_written(
-        self, store: Store, kwargs: dict
+        self, store: Store, kwargs: dict[str, Any]
     ) -> None:
         fields = {"event_type": "X", "actor_id": "a", "version": 1, **kwargs}
         with pytest.raises(ValidationError):

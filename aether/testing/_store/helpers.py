@@ -51,7 +51,9 @@ async def append_n(store: Store, actor_id: str, n: int, start: int = 1) -> list[
 async def read_all_list(
     store: Store, from_position: int = 0, slices: Slices | None = None
 ) -> list[Event]:
-    """Everything `read_all` yields."""
+    """Everything `read_all` yields (`slices` is passed only when given)."""
+    if slices is None:
+        return [e async for e in store.read_all(from_position)]
     return [e async for e in store.read_all(from_position, slices=slices)]
 
 
@@ -74,3 +76,10 @@ async def assert_nothing_written(store: Store, before: list[Event]) -> None:
     """The store holds exactly `before` (same ids, same positions)."""
     after = await read_all_list(store)
     assert [(e.id, e.position) for e in after] == [(e.id, e.position) for e in before]
+
+
+async def aclose(it: AsyncIterator[Event]) -> None:
+    """Close an async iterator (an async generator, or anything with ``aclose``)."""
+    close = getattr(it, "aclose", None)
+    if close is not None:
+        await close()

@@ -16,6 +16,7 @@ from aether.testing._store.helpers import (
     WAIT,
     ContractBase,
     StoreFactory,
+    aclose,
     append_n,
     ev,
     read_all_list,
@@ -36,7 +37,7 @@ class WatchStartContract(ContractBase):
             first = await asyncio.wait_for(anext(w), WAIT)
             assert first.id == e.id and first.id != old.id
         finally:
-            await asyncio.wait_for(w.aclose(), WAIT)  # type: ignore[attr-defined]
+            await asyncio.wait_for(aclose(w), WAIT)
 
     async def test_on_an_empty_store_too(self, store: Store) -> None:
         w = store.watch()
@@ -44,7 +45,7 @@ class WatchStartContract(ContractBase):
         try:
             assert [e.id for e in await take(w, 2)] == [e.id for e in saved]
         finally:
-            await asyncio.wait_for(w.aclose(), WAIT)  # type: ignore[attr-defined]
+            await asyncio.wait_for(aclose(w), WAIT)
 
 
 class LastPositionContract(ContractBase):
@@ -107,7 +108,7 @@ class CloseContract(ContractBase):
         with pytest.raises(StopAsyncIteration):
             await asyncio.wait_for(pending, WAIT)
         with contextlib.suppress(StoreClosedError):
-            await w.aclose()  # type: ignore[attr-defined]
+            await aclose(w)
 
     async def test_close_twice_is_harmless(self, store_factory: StoreFactory) -> None:
         store = await store_factory()

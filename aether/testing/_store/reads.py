@@ -8,7 +8,7 @@ import pytest
 
 from aether.errors import ValidationError
 from aether.store.base import Store
-from aether.testing._store.helpers import ContractBase, append_n, ev, read_all_list
+from aether.testing._store.helpers import ContractBase, aclose, append_n, ev, read_all_list
 
 
 class ReadContract(ContractBase):
@@ -64,7 +64,7 @@ class ReadContract(ContractBase):
         await append_n(store, "a", 5)
         it = store.iter_events("a")
         first = await anext(it)
-        await it.aclose()
+        await aclose(it)
         assert first.version == 1
         assert await store.get_latest_version("a") == 5
 

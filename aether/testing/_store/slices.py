@@ -10,7 +10,7 @@ from aether.errors import ValidationError
 from aether.event import Event
 from aether.store.base import Store
 from aether.subjects import slice_of
-from aether.testing._store.helpers import WAIT, ContractBase, ev, read_all_list, take
+from aether.testing._store.helpers import WAIT, ContractBase, aclose, ev, read_all_list, take
 
 ACTORS = [f"acct-{i}" for i in range(40)]
 WANTED = range(0, 256)
@@ -82,7 +82,7 @@ class SliceContract(ContractBase):
             pending.cancel()
             await asyncio.gather(pending, return_exceptions=True)
         finally:
-            await asyncio.wait_for(it.aclose(), WAIT)  # type: ignore[attr-defined]
+            await asyncio.wait_for(aclose(it), WAIT)
 
     async def test_watch_of_slices_from_now(self, store: Store) -> None:
         await _populate(store)
@@ -92,7 +92,7 @@ class SliceContract(ContractBase):
             e = await store.save_event(ev(inside, 3))
             assert (await take(it, 1))[0].id == e.id
         finally:
-            await asyncio.wait_for(it.aclose(), WAIT)  # type: ignore[attr-defined]
+            await asyncio.wait_for(aclose(it), WAIT)
 
     @pytest.mark.parametrize("bad", [set(), range(0), [1024], [-1], "0-3", [1.0], 5], ids=repr)
     async def test_bad_slice_selections_are_refused(self, store: Store, bad: object) -> None:

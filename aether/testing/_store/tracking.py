@@ -34,7 +34,7 @@ class TrackingContract(ContractBase):
         assert await store.list_actors() == {"a": 1, "b": 1}
 
     async def test_revision_increments_with_each_commit(self, store: Store) -> None:
-        revisions = []
+        revisions: list[int] = []
         for i in range(1, 4):
             expected = revisions[-1] if revisions else 0
             await store.save_events([ev("a", i)], tracking=Tracking("k", i * 10, expected))

@@ -19,6 +19,7 @@ from aether.store.base import Store
 from aether.testing._store.helpers import (
     WAIT,
     ContractBase,
+    aclose,
     append_n,
     assert_nothing_written,
     ev,
@@ -182,7 +183,7 @@ class UnitOfWorkContract(ContractBase):
             done.set()
             await checker
         await asyncio.wait_for(follower, WAIT)
-        await watch.aclose()  # type: ignore[attr-defined]
+        await aclose(watch)
         assert problems == []
         for actor in actors:
             versions = [e.version for e in await store.get_events(actor)]

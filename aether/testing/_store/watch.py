@@ -10,6 +10,7 @@ from aether.testing._store.helpers import (
     WAIT,
     ContractBase,
     StoreFactory,
+    aclose,
     append_n,
     ev,
     start_watch,
@@ -32,7 +33,7 @@ class WatchContract(ContractBase):
             later = await store.save_event(ev("b", 1))
             assert (await take(it, 1))[0].id == later.id
         finally:
-            await asyncio.wait_for(it.aclose(), WAIT)
+            await asyncio.wait_for(aclose(it), WAIT)
 
     async def test_watch_from_position_replays_then_goes_live(self, store: Store) -> None:
         saved = await append_n(store, "a", 4)
@@ -46,7 +47,7 @@ class WatchContract(ContractBase):
             assert [e.id for e in got] == [e.id for e in live]
             assert [e.position for e in got] == [e.position for e in live]
         finally:
-            await asyncio.wait_for(it.aclose(), WAIT)
+            await asyncio.wait_for(aclose(it), WAIT)
 
     async def test_watch_from_position_0_replays_everything(self, store: Store) -> None:
         saved = await append_n(store, "x", 3)
@@ -54,7 +55,7 @@ class WatchContract(ContractBase):
         try:
             assert [e.id for e in await take(it, 3)] == [e.id for e in saved]
         finally:
-            await asyncio.wait_for(it.aclose(), WAIT)
+            await asyncio.wait_for(aclose(it), WAIT)
 
     async def test_watch_sees_concurrent_writers_in_position_order_exactly_once(
         self,
@@ -83,7 +84,7 @@ class WatchContract(ContractBase):
             marker = await store.save_event(ev("marker", 1))
             assert (await take(it, 1))[0].id == marker.id
         finally:
-            await asyncio.wait_for(it.aclose(), WAIT)
+            await asyncio.wait_for(aclose(it), WAIT)
 
     async def test_watch_sees_writes_of_another_store_instance(
         self, store_factory: StoreFactory
@@ -96,7 +97,7 @@ class WatchContract(ContractBase):
             got = [await asyncio.wait_for(first, WAIT), *await take(it, 1)]
             assert [e.id for e in got] == [e.id for e in saved]
         finally:
-            await asyncio.wait_for(it.aclose(), WAIT)
+            await asyncio.wait_for(aclose(it), WAIT)
 
     async def test_two_watchers_see_the_same_sequence(self, store: Store) -> None:
         it1, first1 = await start_watch(store)
@@ -107,17 +108,17 @@ class WatchContract(ContractBase):
             got2 = [await asyncio.wait_for(first2, WAIT), *await take(it2, 2)]
             assert [e.id for e in got1] == [e.id for e in got2] == [e.id for e in saved]
         finally:
-            await asyncio.wait_for(it1.aclose(), WAIT)
-            await asyncio.wait_for(it2.aclose(), WAIT)
+            await asyncio.wait_for(aclose(it1), WAIT)
+            await asyncio.wait_for(aclose(it2), WAIT)
 
     async def test_closing_a_watch_is_clean_and_the_store_goes_on(self, store: Store) -> None:
         it, first = await start_watch(store)
         first.cancel()
         await asyncio.gather(first, return_exceptions=True)
-        await asyncio.wait_for(it.aclose(), WAIT)
+        await asyncio.wait_for(aclose(it), WAIT)
         assert (await store.save_event(ev("a", 1))).version == 1
         it2 = store.watch(0)
         try:
             assert (await take(it2, 1))[0].actor_id == "a"
         finally:
-            await asyncio.wait_for(it2.aclose(), WAIT)
+            await asyncio.wait_for(aclose(it2), WAIT)
