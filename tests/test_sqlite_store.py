@@ -9,14 +9,22 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from aether.config import Settings
-from aether.errors import AetherError, ConfigError, VersionConflictError
+from aether.errors import (
+    AetherError,
+    ConfigError,
+    CorruptEventError,
+    UnitTooLargeError,
+    VersionConflictError,
+)
 from aether.event import Event
-from aether.store import open_store
+from aether.store import Tracking, open_store
 from aether.store.sqlite import PAGE_SIZE, SQLiteEventStore
+from aether.subjects import slice_of
 
 WAIT = 30.0
 
@@ -452,3 +460,273 @@ async def test_resave_after_uncertain_outcome_across_instances(tmp_path: Path) -
     finally:
         await one.close()
         await two.close()
+
+
+# --- units of work, tracking, slices (SQLite specifics; the rules are in aether.testing) ---
+
+
+async def test_units_share_a_commit_and_a_failing_unit_fails_alone(
+    store: SQLiteEventStore,
+) -> None:
+    await store.save_event(ev("x", 1))
+    commits = store.stats.commits
+    results = await asyncio.gather(
+        store.save_event(ev("y", 1)),
+        store.save_events([ev("x", 2), ev("y", 2)]),  # after the append before it
+        store.save_events([ev("x", 2), ev("z", 1)]),  # x is at 2 by now: conflict
+        store.save_events([ev("z", 1), ev("w", 1)], tracking=Tracking("t", 1, 0)),
+        store.save_events([], tracking=Tracking("t", 2, 0)),  # stale: fenced
+        store.save_event(ev("w", 2)),
+        return_exceptions=True,
+    )
+    assert store.stats.commits == commits + 1
+    kinds = [type(r).__name__ for r in results]
+    assert kinds == [
+        "Event",
+        "list",
+        "VersionConflictError",
+        "list",
+        "TrackingConflictError",
+        "Event",
+    ]
+    assert await store.list_actors() == {"x": 2, "y": 2, "z": 1, "w": 2}
+    record = await store.get_tracking("t")
+    assert record is not None and (record.position, record.revision) == (1, 1)
+
+
+async def test_racing_units_across_two_connections(tmp_path: Path) -> None:
+    one = await SQLiteEventStore.connect(tmp_path / "events.db", "test")
+    two = await SQLiteEventStore.connect(tmp_path / "events.db", "test")
+    try:
+
+        async def racer(store: SQLiteEventStore, i: int) -> None:
+            a, b = f"r{i % 4}", f"r{(i + 1) % 4}"
+            while True:
+                va, vb = await store.get_latest_version(a), await store.get_latest_version(b)
+                try:
+                    await store.save_events([ev(a, va + 1, u=i), ev(b, vb + 1, u=i)])
+                    return
+                except VersionConflictError:
+                    await asyncio.sleep(0)
+
+        await asyncio.gather(*(racer((one, two)[i % 2], i) for i in range(24)))
+        for actor, version in (await one.list_actors()).items():
+            assert [e.version for e in await two.get_events(actor)] == list(range(1, version + 1))
+        units = [e.data["u"] for e in await _all(two)]
+        assert sorted(units) == sorted(list(range(24)) * 2)
+        for k in range(0, len(units), 2):  # each unit's rows are adjacent
+            assert units[k] == units[k + 1]
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_max_batch_option(tmp_path: Path) -> None:
+    async with await SQLiteEventStore.connect(tmp_path / "e.db", "t", max_batch=5) as store:
+        assert store.max_batch == 5
+        await store.save_events([ev("a", v) for v in range(1, 6)])
+        with pytest.raises(UnitTooLargeError):
+            await store.save_events([ev("b", v) for v in range(1, 7)])
+    with pytest.raises(ConfigError):
+        SQLiteEventStore(tmp_path / "e.db", "t", max_batch=0)
+
+
+async def test_tracking_survives_reopening_and_is_per_namespace(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    async with await SQLiteEventStore.connect(path, "one") as store:
+        await store.save_events([ev("a", 1)], tracking=Tracking("p.0", 7, 0, {"o": "n1"}))
+    async with await SQLiteEventStore.connect(path, "one") as store:
+        record = await store.get_tracking("p.0")
+        assert record is not None and (record.position, record.revision) == (7, 1)
+        assert record.data == {"o": "n1"}
+    async with await SQLiteEventStore.connect(path, "two") as other:
+        assert await other.get_tracking("p.0") is None
+        await other.save_events([], tracking=Tracking("p.0", 1, 0))
+
+
+async def _all(store: SQLiteEventStore, **kw: Any) -> list[Event]:
+    return [e async for e in store.read_all(**kw)]
+
+
+async def test_slice_reads_page_through_windows_and_namespaces(tmp_path: Path) -> None:
+    """More events of the slices than a page, interleaved with another namespace's."""
+    path = tmp_path / "events.db"
+    async with (
+        await SQLiteEventStore.connect(path, "mine") as mine,
+        await SQLiteEventStore.connect(path, "theirs") as theirs,
+    ):
+        actors = [f"acct-{i}" for i in range(60)]
+        for round_ in range(1, 61):
+            unit = [ev(a, round_) for a in actors]
+            await mine.save_events(unit)
+            await theirs.save_events(unit[:20])
+        everything = await _all(mine)
+        assert len(everything) == 3600
+        for wanted in (range(0, 128), {slice_of("acct-7")}, range(0, 1024), range(512, 1024)):
+            got = await _all(mine, slices=wanted)
+            expect = [e for e in everything if slice_of(e.actor_id) in wanted]
+            assert [(e.id, e.position) for e in got] == [(e.id, e.position) for e in expect]
+            middle = everything[1800].position
+            assert middle is not None
+            got = await _all(mine, from_position=middle, slices=wanted)
+            assert [e.id for e in got] == [e.id for e in expect if e.position >= middle]  # type: ignore[operator]
+        # watch of the slices replays the same, then follows
+        wanted = range(0, 128)
+        expect = [e.id for e in everything if slice_of(e.actor_id) in wanted]
+        it = mine.watch(0, slices=wanted)
+        try:
+            replay = [(await asyncio.wait_for(anext(it), WAIT)).id for _ in expect]
+            assert replay == expect
+            inside = next(a for a in actors if slice_of(a) in wanted)
+            fresh = next(f"x{i}" for i in range(1000) if slice_of(f"x{i}") in wanted)
+            await theirs.save_event(ev(fresh, 1))  # another namespace: not seen
+            new = await mine.save_event(ev(inside, 61))
+            assert (await asyncio.wait_for(anext(it), WAIT)).id == new.id
+        finally:
+            await it.aclose()  # type: ignore[attr-defined]
+
+
+def test_slice_reads_use_the_slice_index(tmp_path: Path) -> None:
+    from aether.store.sqlite import _slice_page
+
+    SQLiteEventStore(tmp_path / "events.db", "t")  # creates the schema
+    conn = sqlite3.connect(tmp_path / "events.db")
+    try:
+        plan = conn.execute(
+            f"EXPLAIN QUERY PLAN {_slice_page(3)}", ("t", 1, 2, 3, 1, 100, 1000)
+        ).fetchall()
+        assert "aether_events_by_slice" in " ".join(str(r) for r in plan)
+        assert conn.execute("SELECT slice FROM aether_events").fetchall() == []
+    finally:
+        conn.close()
+
+
+# --- a 0.1 file (no slice column) -------------------------------------------------------
+
+_OLD_SCHEMA = (
+    """CREATE TABLE aether_events (
+        position INTEGER PRIMARY KEY, namespace TEXT NOT NULL, actor_id TEXT NOT NULL,
+        version INTEGER NOT NULL, payload BLOB NOT NULL, UNIQUE (namespace, actor_id, version))""",
+    "CREATE INDEX aether_events_by_namespace ON aether_events (namespace, position)",
+    """CREATE TABLE aether_actors (namespace TEXT NOT NULL, actor_id TEXT NOT NULL,
+        version INTEGER NOT NULL, PRIMARY KEY (namespace, actor_id)) WITHOUT ROWID""",
+    """CREATE TABLE aether_snapshots (namespace TEXT NOT NULL, actor_id TEXT NOT NULL,
+        version INTEGER NOT NULL, payload BLOB NOT NULL, PRIMARY KEY (namespace, actor_id))
+        WITHOUT ROWID""",
+    """CREATE TRIGGER aether_events_advance_actor AFTER INSERT ON aether_events BEGIN
+        INSERT INTO aether_actors (namespace, actor_id, version)
+        VALUES (NEW.namespace, NEW.actor_id, NEW.version)
+        ON CONFLICT (namespace, actor_id) DO UPDATE SET version = excluded.version; END""",
+)
+_OLD_APPEND = (
+    "INSERT INTO aether_events (namespace, actor_id, version, payload) VALUES (?, ?, ?, ?)"
+)
+
+
+def _old_file(path: Path, events: list[Event]) -> None:
+    from aether.event import encode_event
+
+    conn = sqlite3.connect(path)
+    try:
+        for statement in _OLD_SCHEMA:
+            conn.execute(statement)
+        conn.executemany(
+            _OLD_APPEND, [("old", e.actor_id, e.version, encode_event(e)) for e in events]
+        )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+async def test_a_0_1_file_is_migrated_in_place(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "old.db"
+    old = [ev(f"acct-{i}", v) for v in (1, 2) for i in range(30)]
+    _old_file(path, old)
+    with caplog.at_level("WARNING", logger="aether.store"):
+        store = await SQLiteEventStore.connect(path, "old")
+    assert any("migrated" in r.getMessage() for r in caplog.records)
+    try:
+        assert await store.list_actors() == {f"acct-{i}": 2 for i in range(30)}
+        wanted = range(0, 256)
+        got = await _all(store, slices=wanted)
+        assert [e.id for e in got] == [e.id for e in old if slice_of(e.actor_id) in wanted]
+        assert 0 < len(got) < len(old)
+        await store.save_events([ev("acct-0", 3), ev("new", 1)])
+        assert await store.last_position() == 62
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT actor_id, slice FROM aether_events").fetchall()
+        assert all(s == slice_of(a) for a, s in rows)
+        with pytest.raises(sqlite3.IntegrityError, match="older than the slice layout"):
+            conn.execute(_OLD_APPEND, ("old", "acct-1", 3, b"{}"))  # an old writer
+    finally:
+        conn.close()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="aether.store"):
+        again = await SQLiteEventStore.connect(path, "old")  # already migrated: no-op
+    await again.close()
+    assert not any("migrated" in r.getMessage() for r in caplog.records)
+
+
+def test_a_failed_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    from aether.store.sqlite import migrate_schema
+
+    path = tmp_path / "old.db"
+    _old_file(path, [ev("a", 1)])
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("CREATE TABLE aether_tracking (x)")  # clashes with the new schema
+        conn.execute("CREATE INDEX aether_tracking_x ON aether_tracking (x)")
+        conn.execute("CREATE TABLE aether_events_by_slice (x)")  # the index name is taken
+        with pytest.raises(sqlite3.Error):
+            migrate_schema(conn)
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(aether_events)")]
+        assert "slice" not in columns
+    finally:
+        conn.close()
+
+
+# --- foreign and corrupt rows ---------------------------------------------------------
+
+
+async def test_corrupt_rows_raise_on_actor_reads_and_are_skipped_by_scans(
+    store: SQLiteEventStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aether.event import encode_event
+
+    await store.save_event(ev("a", 1))
+    conn = sqlite3.connect(tmp_path / "events.db")
+    try:
+        insert = (
+            "INSERT INTO aether_events (namespace, actor_id, version, payload, slice) "
+            "VALUES ('test', ?, ?, ?, ?)"
+        )
+        conn.execute(insert, ("a", 2, b"not json", slice_of("a")))
+        conn.execute(insert, ("b", 1, encode_event(ev("c", 1)), slice_of("b")))  # wrong actor
+        conn.commit()
+    finally:
+        conn.close()
+    good = await store.save_event(ev("d", 1))
+    with pytest.raises(CorruptEventError) as info:
+        await store.get_events("a")
+    assert info.value.position == 2
+    with pytest.raises(CorruptEventError) as info:
+        await store.get_events("b")
+    assert info.value.position == 3 and "'c'" in info.value.reason
+    with caplog.at_level("WARNING", logger="aether.store"):
+        scanned = await _all(store)
+        assert [e.actor_id for e in scanned] == ["a", "d"]
+        assert store.corrupt_skipped == 2
+        it = store.watch(0)
+        try:
+            got = [(await asyncio.wait_for(anext(it), WAIT)).actor_id for _ in range(2)]
+        finally:
+            await it.aclose()  # type: ignore[attr-defined]
+        assert got == ["a", "d"] and store.corrupt_skipped == 4
+        sliced = await _all(store, slices={slice_of("d"), slice_of("b")})
+        assert [e.id for e in sliced] == [good.id]
+    assert sum("skipped row" in r.getMessage() for r in caplog.records) >= 4

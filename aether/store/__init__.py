@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from aether.store.base import EventStore, SnapshotStore
+from aether.store.base import EventStore, SnapshotStore, Store, Tracking, TrackingRecord
 from aether.store.memory import InMemoryEventStore
 
 if TYPE_CHECKING:
@@ -17,6 +17,9 @@ __all__ = [
     "JetStreamEventStore",
     "SQLiteEventStore",
     "SnapshotStore",
+    "Store",
+    "Tracking",
+    "TrackingRecord",
     "open_store",
 ]
 
@@ -36,11 +39,12 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-async def open_store(settings: object) -> EventStore:
+async def open_store(settings: object) -> Store:
     """Open the event store `settings` select (memory, sqlite or jetstream).
 
-    The returned store owns what it opened (file, NATS connection): ``await store.close()``.
-    It also implements `SnapshotStore`.
+    The returned store owns what it opened (file, NATS connection): ``await store.close()``
+    or ``async with await open_store(settings) as store:``. It implements `EventStore` and
+    `SnapshotStore` (the `Store` protocol).
     """
     from aether.config import Settings
 
@@ -55,4 +59,4 @@ async def open_store(settings: object) -> EventStore:
         return await SQLiteEventStore.open(settings)
     from aether.store.jetstream import JetStreamEventStore
 
-    return await JetStreamEventStore.open(settings)
+    return cast(Store, await JetStreamEventStore.open(settings))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 from aether.errors import InvalidEventError, UnitTooLargeError, VersionConflictError
 from aether.event import Event, Snapshot
@@ -136,6 +136,21 @@ class SnapshotStore(Protocol):
 
     async def get_latest_snapshot(self, actor_id: str) -> Snapshot | None:
         """The actor's most recent snapshot, or None."""
+        ...
+
+
+@runtime_checkable
+class Store(EventStore, SnapshotStore, Protocol):
+    """What `aether.store.open_store` returns: an `EventStore` and a `SnapshotStore` that
+    is also an async context manager (``async with await open_store(s) as store:``);
+    leaving the block closes it. Every aether store implements it."""
+
+    async def __aenter__(self) -> Self:
+        """The store itself."""
+        ...
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Close the store."""
         ...
 
 

@@ -29,7 +29,14 @@ from dataclasses import dataclass
 
 import orjson
 
-from aether.errors import AetherError, InvalidEventError, VersionConflictError
+from aether.errors import (
+    ActorConflict,
+    AetherError,
+    InvalidEventError,
+    StoreClosedError,
+    TrackingConflictError,
+    VersionConflictError,
+)
 from aether.event import decode_event
 from aether.store.base import same_event
 
@@ -46,22 +53,23 @@ TRIGGER = """CREATE TRIGGER IF NOT EXISTS aether_events_advance_actor
 """Keeps ``aether_actors`` at each actor's latest version, in the inserting statement."""
 
 _APPEND_IF_NEXT = (
-    "INSERT INTO aether_events (namespace, actor_id, version, payload) "
-    "SELECT ?1, ?2, ?3, ?4 WHERE coalesce((SELECT version FROM aether_actors "
+    "INSERT INTO aether_events (namespace, actor_id, version, payload, slice) "
+    "SELECT ?1, ?2, ?3, ?4, ?5 WHERE coalesce((SELECT version FROM aether_actors "
     "WHERE namespace = ?1 AND actor_id = ?2), 0) = ?3 - 1"
 )
 _BULK_APPEND = (
-    "INSERT INTO aether_events (namespace, actor_id, version, payload) "
+    "INSERT INTO aether_events (namespace, actor_id, version, payload, slice) "
     "SELECT ?1, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), "
-    "CAST(json_extract(j.value, '$[2]') AS BLOB) FROM json_each(?2) AS j "
+    "CAST(json_extract(j.value, '$[2]') AS BLOB), json_extract(j.value, '$[3]') "
+    "FROM json_each(?2) AS j "
     "WHERE coalesce((SELECT a.version FROM aether_actors AS a WHERE a.namespace = ?1 "
     "AND a.actor_id = json_extract(j.value, '$[0]')), 0) = json_extract(j.value, '$[1]') - 1 "
     "ORDER BY j.key"
 )
 """One conditional INSERT for many single-event appends (one per actor, no dependencies)."""
 _APPEND_MANY_IF_NEXT = (
-    "INSERT INTO aether_events (namespace, actor_id, version, payload) "
-    "SELECT ?1, ?2, ?3 + j.key, CAST(j.value AS BLOB) FROM json_each(?4) AS j "
+    "INSERT INTO aether_events (namespace, actor_id, version, payload, slice) "
+    "SELECT ?1, ?2, ?3 + j.key, CAST(j.value AS BLOB), ?5 FROM json_each(?4) AS j "
     "WHERE coalesce((SELECT version FROM aether_actors "
     "WHERE namespace = ?1 AND actor_id = ?2), 0) = ?3 - 1 ORDER BY j.key"
 )
@@ -76,11 +84,20 @@ _ACTORS_OF_POSITIONS = (
 )
 _BULK_MIN = 4
 """Below this many single-event appends in a batch, one statement each is as fast."""
-_APPEND = "INSERT INTO aether_events (namespace, actor_id, version, payload) VALUES (?, ?, ?, ?)"
+_APPEND = (
+    "INSERT INTO aether_events (namespace, actor_id, version, payload, slice) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
 _LATEST = "SELECT version FROM aether_actors WHERE namespace = ? AND actor_id = ?"
 _STORED_RANGE = (
     "SELECT version, position, payload FROM aether_events "
     "WHERE namespace = ? AND actor_id = ? AND version BETWEEN ? AND ? ORDER BY version"
+)
+_TRACKING_REVISION = "SELECT revision FROM aether_tracking WHERE namespace = ? AND key = ?"
+_UPSERT_TRACKING = (
+    "INSERT INTO aether_tracking (namespace, key, position, revision, data) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (namespace, key) DO UPDATE SET "
+    "position = excluded.position, revision = excluded.revision, data = excluded.data"
 )
 _UPSERT_SNAPSHOT = (
     "INSERT INTO aether_snapshots (namespace, actor_id, version, payload) VALUES (?, ?, ?, ?) "
@@ -94,9 +111,37 @@ class AppendRequest:
     """Append encoded events ``(version, event_id, payload)`` of one actor, consecutively."""
 
     actor_id: str
+    slice: int
     rows: list[tuple[int, str, bytes]]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[list[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingRow:
+    """A tracking record to write with a unit: stored only if its revision is `expected`."""
+
+    key: str
+    position: int
+    expected: int
+    data: bytes
+
+
+@dataclass(slots=True)
+class UnitRequest:
+    """A unit of work: encoded events ``(actor_id, version, slice, payload)`` of one or more
+    actors (each actor's consecutive, in unit order) and an optional tracking record,
+    committed all or nothing."""
+
+    rows: list[tuple[str, int, int, bytes]]
+    tracking: TrackingRow | None
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[list[int]]
+
+    @property
+    def actors(self) -> set[str]:
+        """The actors the unit appends to."""
+        return {r[0] for r in self.rows}
 
 
 @dataclass(slots=True)
@@ -110,7 +155,7 @@ class SnapshotRequest:
     future: asyncio.Future[None]
 
 
-Request = AppendRequest | SnapshotRequest
+Request = AppendRequest | SnapshotRequest | UnitRequest
 
 
 @dataclass(slots=True)
@@ -168,7 +213,7 @@ class GroupCommitWriter:
     def submit(self, request: Request) -> None:
         """Queue `request` (on its loop); its future is resolved from the writer thread."""
         if self._closed:
-            raise AetherError(f"SQLite store {self._path}: the store is closed")
+            raise StoreClosedError(f"SQLite store {self._path}: the store is closed")
         pending = self._pending.get(request.loop)
         if pending is None:
             self._pending[request.loop] = [request]
@@ -184,7 +229,7 @@ class GroupCommitWriter:
             if not self._closed:
                 self._queue.put(batch)
                 return
-        err = AetherError(f"SQLite store {self._path}: the store is closed")
+        err = StoreClosedError(f"SQLite store {self._path}: the store is closed")
         _resolve([(r.future, err) for r in batch])  # type: ignore[misc]
 
     def flush_pending(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -292,6 +337,8 @@ class GroupCommitWriter:
                 if len(req.rows) == 1 and req.actor_id not in seen:
                     picked.append(i)
                 seen.add(req.actor_id)
+            elif isinstance(req, UnitRequest):
+                seen.update(req.actors)
             else:
                 seen.add(req.actor_id)
         if len(picked) < _BULK_MIN:
@@ -299,8 +346,9 @@ class GroupCommitWriter:
         items = []
         for i in picked:
             req = batch[i]
-            version, _, payload = req.rows[0]  # type: ignore[union-attr]
-            items.append((req.actor_id, version, payload.decode()))  # type: ignore[union-attr]
+            assert isinstance(req, AppendRequest)
+            version, _, payload = req.rows[0]
+            items.append((req.actor_id, version, payload.decode(), req.slice))
         try:
             cur = self._conn.execute(_BULK_APPEND, (self._ns, orjson.dumps(items).decode()))
         except sqlite3.OperationalError as e:
@@ -317,7 +365,7 @@ class GroupCommitWriter:
         position_of = dict(zip(orjson.loads(row[0]), range(first, last + 1), strict=True))
         done: dict[int, list[int]] = {}
         for i in picked:
-            p = position_of.get(batch[i].actor_id)
+            p = position_of.get(batch[i].actor_id)  # type: ignore[union-attr]
             if p is not None:
                 done[i] = [p]
         self.stats.bulk_appends += len(done)
@@ -332,7 +380,11 @@ class GroupCommitWriter:
         for req, res in zip(batch, results, strict=True):
             if isinstance(res, VersionConflictError):
                 stats.conflicts += 1
-            elif wrote and isinstance(req, AppendRequest) and not isinstance(res, BaseException):
+            elif (
+                wrote
+                and isinstance(req, AppendRequest | UnitRequest)
+                and not isinstance(res, BaseException)
+            ):
                 stats.events += len(req.rows)
 
     def _try(self, req: Request) -> object:
@@ -344,18 +396,23 @@ class GroupCommitWriter:
         self._wrote = False
         try:
             if isinstance(req, SnapshotRequest):
-                return self._apply_snapshot(req)
+                self._apply_snapshot(req)
+                return None
+            if isinstance(req, UnitRequest):
+                return self._append_unit(req)
             if len(req.rows) == 1:
                 return self._append_one(req)
             return self._append_many(req)
-        except (VersionConflictError, InvalidEventError) as e:
+        except (VersionConflictError, InvalidEventError, TrackingConflictError) as e:
             self._wrote = False
             return e
 
     def _append_one(self, req: AppendRequest) -> list[int]:
         version, _, payload = req.rows[0]
         try:
-            cur = self._conn.execute(_APPEND_IF_NEXT, (self._ns, req.actor_id, version, payload))
+            cur = self._conn.execute(
+                _APPEND_IF_NEXT, (self._ns, req.actor_id, version, payload, req.slice)
+            )
         except sqlite3.IntegrityError:  # the UNIQUE key refused it (statement undone)
             raise VersionConflictError(
                 req.actor_id, version - 1, self._latest(req.actor_id)
@@ -371,7 +428,7 @@ class GroupCommitWriter:
             first = req.rows[0][0]
             try:
                 cur = self._conn.execute(
-                    _APPEND_MANY_IF_NEXT, (self._ns, req.actor_id, first, payloads)
+                    _APPEND_MANY_IF_NEXT, (self._ns, req.actor_id, first, payloads, req.slice)
                 )
             except sqlite3.IntegrityError:  # the UNIQUE key refused a row (statement undone)
                 raise VersionConflictError(
@@ -397,10 +454,10 @@ class GroupCommitWriter:
         if savepoint:
             conn.execute("SAVEPOINT aether_append")
         try:
-            cur = conn.execute(_APPEND_IF_NEXT, (ns, actor, rows[0][0], rows[0][2]))
+            cur = conn.execute(_APPEND_IF_NEXT, (ns, actor, rows[0][0], rows[0][2], req.slice))
             first: int = cur.lastrowid if cur.rowcount == 1 else 0  # type: ignore[assignment]
             if first:
-                conn.executemany(_APPEND, [(ns, actor, v, p) for v, _, p in rows[1:]])
+                conn.executemany(_APPEND, [(ns, actor, v, p, req.slice) for v, _, p in rows[1:]])
         except BaseException as e:  # nothing of this request may stay
             conn.execute("ROLLBACK TO aether_append" if savepoint else "ROLLBACK")
             if savepoint:
@@ -417,21 +474,94 @@ class GroupCommitWriter:
 
     def _resave_or_conflict(self, req: AppendRequest) -> list[int]:
         """Positions of `req`'s events if they are stored already (`same_event`), else raise."""
-        rows = req.rows
+        positions = self._stored_positions(req.actor_id, [(v, p) for v, _, p in req.rows])
+        if positions is not None:
+            return positions
+        raise VersionConflictError(req.actor_id, req.rows[0][0] - 1, self._latest(req.actor_id))
+
+    def _stored_positions(self, actor_id: str, rows: list[tuple[int, bytes]]) -> list[int] | None:
+        """The positions of `rows` ``(version, payload)`` if each is stored already, or None.
+
+        Same id and version with other content is a conflict, not a re-save.
+        """
         stored = self._conn.execute(
-            _STORED_RANGE, (self._ns, req.actor_id, rows[0][0], rows[-1][0])
+            _STORED_RANGE, (self._ns, actor_id, rows[0][0], rows[-1][0])
         ).fetchall()
-        # Same id and version with other content is a conflict, not a re-save.
-        if len(stored) == len(rows) and all(
-            v == want_v
-            and (
-                bytes(payload) == want_payload
-                or same_event(decode_event(payload), decode_event(want_payload))
+        try:
+            if len(stored) == len(rows) and all(
+                v == want_v
+                and (
+                    bytes(payload) == want_payload
+                    or same_event(decode_event(payload), decode_event(want_payload))
+                )
+                for (v, _, payload), (want_v, want_payload) in zip(stored, rows, strict=True)
+            ):
+                return [pos for _, pos, _ in stored]
+        except AetherError:  # a stored row that does not decode is not this event
+            return None
+        return None
+
+    def _append_unit(self, req: UnitRequest) -> list[int]:
+        """Check every actor of the unit (and its tracking record), then write it whole.
+
+        Runs inside the writer's transaction (the write lock is held), so the checks and
+        the inserts see the same state; nothing is written unless every check passed.
+        """
+        conn, ns = self._conn, self._ns
+        groups: dict[str, list[tuple[int, bytes]]] = {}
+        for actor, version, _, payload in req.rows:
+            groups.setdefault(actor, []).append((version, payload))
+        conflicts: list[ActorConflict] = []
+        resaved: dict[str, list[int]] = {}
+        fresh: list[ActorConflict] = []
+        for actor, rows in groups.items():
+            latest = self._latest(actor)
+            if rows[0][0] == latest + 1:
+                fresh.append(ActorConflict(actor, rows[0][0] - 1, latest))
+                continue
+            positions = self._stored_positions(actor, rows)
+            if positions is None:
+                conflicts.append(ActorConflict(actor, rows[0][0] - 1, latest))
+            else:
+                resaved[actor] = positions
+        if conflicts:
+            raise VersionConflictError.of(conflicts)
+        if groups and not fresh:  # the identical unit, stored earlier
+            seen: dict[str, int] = {}
+            again: list[int] = []
+            for actor, _, _, _ in req.rows:
+                i = seen.get(actor, 0)
+                again.append(resaved[actor][i])
+                seen[actor] = i + 1
+            return again
+        if resaved:  # some actors' part is stored, others' not: not the same unit
+            raise VersionConflictError.of(
+                [ActorConflict(a, groups[a][0][0] - 1, self._latest(a)) for a in resaved]
             )
-            for (v, _, payload), (want_v, _, want_payload) in zip(stored, rows, strict=True)
-        ):
-            return [pos for _, pos, _ in stored]
-        raise VersionConflictError(req.actor_id, rows[0][0] - 1, self._latest(req.actor_id))
+        tracking = req.tracking
+        if tracking is not None:
+            row = conn.execute(_TRACKING_REVISION, (ns, tracking.key)).fetchone()
+            actual = 0 if row is None else int(row[0])
+            if actual != tracking.expected:
+                raise TrackingConflictError(tracking.key, tracking.expected, actual)
+        conn.execute("SAVEPOINT aether_unit")
+        try:
+            out: list[int] = []
+            for actor, version, slice_, payload in req.rows:
+                cur = conn.execute(_APPEND, (ns, actor, version, payload, slice_))
+                out.append(cur.lastrowid)  # type: ignore[arg-type]
+            if tracking is not None:
+                conn.execute(
+                    _UPSERT_TRACKING,
+                    (ns, tracking.key, tracking.position, tracking.expected + 1, tracking.data),
+                )
+        except BaseException:
+            conn.execute("ROLLBACK TO aether_unit")
+            conn.execute("RELEASE aether_unit")
+            raise
+        conn.execute("RELEASE aether_unit")
+        self._wrote = True
+        return out
 
     def _latest(self, actor_id: str) -> int:
         row = self._conn.execute(_LATEST, (self._ns, actor_id)).fetchone()
