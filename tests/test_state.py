@@ -233,8 +233,13 @@ async def test_execute_appends_the_decided_events_at_the_next_versions() -> None
 async def test_decide_returning_nothing_appends_nothing() -> None:
     store = InMemoryEventStore()
     await execute(store, "a", deposit(5), bank_fold, OPEN)
-    for nothing in (None, [], ()):
-        done = await execute(store, "a", lambda s, n=nothing: n, bank_fold, OPEN)
+    nothings: list[object] = [None, [], ()]
+    for nothing in nothings:
+
+        def decide(state: dict[str, Any], n: object = nothing) -> object:
+            return n
+
+        done = await execute(store, "a", decide, bank_fold, OPEN)
         assert done.events == [] and done.version == 1 and done.state == {"balance": 5}
     assert await store.last_position() == 1
 
@@ -487,7 +492,7 @@ async def test_bank_with_four_processes_on_one_sqlite_file(tmp_path: Path) -> No
         out, err = await asyncio.wait_for(proc.communicate(), 100)
         assert proc.returncode == 0, err.decode()
         results.append(json.loads(out))
-    store = await SQLiteEventStore.connect(path, "bank")
+    store: Any = await SQLiteEventStore.connect(path, "bank")
     try:
         total = await check_bank(store, ["acct-0", "acct-1"], results)
     finally:
