@@ -36,16 +36,22 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-async def open_store(settings: object) -> EventStore:
+async def open_store(settings: object, *, create: bool = True) -> EventStore:
     """Open the event store `settings` select (memory, sqlite or jetstream).
 
     The returned store owns what it opened (file, NATS connection): ``await store.close()``.
-    It also implements `SnapshotStore`.
+    It also implements `SnapshotStore`. With ``create=False`` nothing is created: a
+    missing SQLite file (or a namespace without events in it) or JetStream namespace
+    raises `NotFoundError` naming it.
     """
     from aether.config import Settings
 
     if not isinstance(settings, Settings):
         raise TypeError("settings must be an aether.Settings")
+    if not create:
+        from aether.store._existing import open_existing
+
+        return await open_existing(settings)  # type: ignore[no-any-return]
     kind = settings.resolved_store
     if kind == "memory":
         return InMemoryEventStore(max_event_bytes=settings.max_event_bytes)
