@@ -503,10 +503,11 @@ async def test_bank_with_four_processes_on_one_sqlite_file(tmp_path: Path) -> No
 # --- the README section runs as printed ---------------------------------------------------
 
 
-def test_readme_state_section_runs_as_printed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("title", ["State: load and execute", "Following events", "Snapshots"])
+def test_readme_section_runs_as_printed(tmp_path: Path, title: str) -> None:
     from tests.test_readme import blocks, run_python, section
 
-    text = section("State: load and execute")
+    text = section(title)
     codes = blocks(text, "python")
     outputs = blocks(text, "text")
     assert codes and len(codes) == len(outputs)
