@@ -51,7 +51,8 @@ async def open_store(settings: object, *, create: bool = True) -> EventStore:
     if not create:
         from aether.store._existing import open_existing
 
-        return await open_existing(settings)  # type: ignore[no-any-return]
+        store: EventStore = await open_existing(settings)
+        return store
     kind = settings.resolved_store
     if kind == "memory":
         return InMemoryEventStore(max_event_bytes=settings.max_event_bytes)

@@ -9,6 +9,7 @@ import typer
 
 from aether.errors import ValidationError
 from aether.event import format_timestamp
+from aether.store.base import SnapshotStore
 from aether.subjects import validate_actor_id
 from aether_cli.context import (
     EXIT_NOT_FOUND,
@@ -52,7 +53,8 @@ def snapshot(
 
     async def body() -> None:
         async with read_only_session(settings) as store:
-            snap = await store.get_latest_snapshot(actor)  # type: ignore[attr-defined]
+            snapshots: SnapshotStore = store  # type: ignore[assignment,unused-ignore]
+            snap = await snapshots.get_latest_snapshot(actor)
             latest = await store.get_latest_version(actor)
         if snap is None:
             fail(
