@@ -63,7 +63,7 @@ __all__ = [
 
 S = TypeVar("S")
 
-DEFAULT_RETRIES = 10
+DEFAULT_RETRIES = 20
 """How many times `execute` tries again (conflicts and retriable errors together)."""
 DEFAULT_BACKOFF = 0.005
 """The first retry waits up to this many seconds; each further one up to twice as long."""
@@ -109,8 +109,8 @@ class Executed(Generic[S]):
     """What `execute` did: the state and version after its events, and the events stored.
 
     `events` is empty when ``decide`` returned nothing (then `state` and `version` are the
-    loaded ones). `attempts` counts the loads (1 when no retry was needed),
-    `conflicts` the version conflicts among them. `snapshot` is the snapshot saved after
+    loaded ones). `attempts` is 1 plus the retries made (after conflicts and retriable
+    errors), `conflicts` the version conflicts among them. `snapshot` is the snapshot saved after
     the append, if the policy asked for one; `snapshot_error` the error that prevented
     saving it (the events are stored regardless; the next snapshot catches up).
     """
