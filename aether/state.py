@@ -275,8 +275,9 @@ async def _load(
         if event.version != version + 1:
             raise InvalidEventError(
                 "version",
-                f"actor {actor_id!r}: expected version {version + 1} from the store, "
-                f"got {event.version}",
+                f"actor {actor_id!r}: the store has version {event.version} but not "
+                f"{version + 1} (removed by retention?): its state cannot be folded "
+                "without a snapshot at or after the gap",
             )
         state = fold(state, registry.from_event(event) if registry is not None else event)
         version = event.version
@@ -331,6 +332,9 @@ async def execute(
     """
     if type(retries) is not int or retries < 0:
         raise InvalidEventError("retries", f"must be an integer >= 0, got {retries!r}")
+    for name, value in (("backoff", backoff), ("max_backoff", max_backoff)):
+        if type(value) not in (int, float) or not 0 <= value < float("inf"):
+            raise InvalidEventError(name, f"must be a finite number of seconds >= 0, got {value!r}")
     if snapshot_every is not None and (type(snapshot_every) is not int or snapshot_every < 1):
         raise InvalidEventError(
             "snapshot_every", f"must be an integer >= 1 or None, got {snapshot_every!r}"

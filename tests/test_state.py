@@ -542,3 +542,14 @@ async def test_execute_rides_out_a_jetstream_server_restart(nats_server: NatsSer
         assert loaded.state == {"balance": 60} and loaded.version == 60
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"retries": -1}, {"backoff": -1}, {"max_backoff": float("nan")}, {"snapshot_every": 0}],
+)
+async def test_bad_policy_arguments_are_refused(kw: dict[str, Any]) -> None:
+    store = InMemoryEventStore()
+    with pytest.raises(InvalidEventError):
+        await execute(store, "a", deposit(1), bank_fold, OPEN, **kw)
+    assert await store.last_position() == 0
