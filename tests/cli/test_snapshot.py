@@ -73,3 +73,22 @@ def test_snapshot_on_jetstream(cli: Cli, nats_server: NatsServer) -> None:
 def test_bad_actor_is_a_usage_error(cli: Cli) -> None:
     out = cli("snapshot", "")
     assert out.code == 2 and "ACTOR" in out.error_line()
+
+
+def test_boolean_flags_show_no_metavar_in_help(cli: Cli) -> None:
+    commands = [
+        (),
+        ("snapshot",),
+        ("replay",),
+        ("versions",),
+        ("tail",),
+        ("append",),
+        ("cluster", "status"),
+    ]
+    for args in commands:
+        out = cli(*args, "--help")
+        assert out.code == 0, (args, out.stderr)
+        assert "<bool>" not in out.stdout, args
+        assert "--json" in out.stdout or args == ("cluster", "status")
+    replay = cli("replay", "--help").stdout
+    assert "MODULE:FUNC" in replay and "<int range>" in replay  # value options keep theirs
