@@ -111,7 +111,7 @@ def test_a_missing_jetstream_namespace_is_exit_4_and_is_not_created(
     url = nats_server.url
     assert cli("-s", url, "-n", "bank", "append", "acct-00", "Opened").code == 0
     before = asyncio.run(_stream_names(url))
-    assert before == ["AETHERSNAP_bank", "AETHER_bank"]
+    assert "AETHER_bank" in before and not [n for n in before if "bnak" in n]
     for args in [*READERS, ("cluster", "status")]:
         line = _missing(cli, args, "-s", url, "-n", "bnak")
         assert "'bnak'" in line, line
