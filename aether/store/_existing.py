@@ -63,7 +63,9 @@ def check_sqlite(path: str, namespace: str) -> None:
             ).fetchone()
         if found is None:
             raise NotFoundError(f"namespace {namespace!r} has no events in the SQLite store {file}")
-    except sqlite3.DatabaseError as e:
+    except sqlite3.OperationalError as e:  # exists, but cannot be read (permissions, lock)
+        raise NotFoundError(f"cannot read the SQLite store at {file}: {e}") from None
+    except sqlite3.DatabaseError as e:  # "file is not a database"
         raise NotFoundError(f"{file} is not an aether SQLite store ({e})") from None
     finally:
         conn.close()
