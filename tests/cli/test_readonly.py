@@ -118,3 +118,28 @@ def test_a_missing_jetstream_namespace_is_exit_4_and_is_not_created(
     assert asyncio.run(_stream_names(url)) == before
     ok = cli("-s", url, "-n", "bank", "versions", "--json")
     assert ok.code == 0 and ok.json() == {"acct-00": 1}
+
+
+async def test_open_store_create_false_in_the_library(tmp_path: Path) -> None:
+    from aether.config import Settings
+    from aether.errors import NotFoundError
+    from aether.event import Event
+    from aether.store import open_store
+
+    settings = Settings.load(
+        overrides={"sqlite.path": str(tmp_path / "x.db"), "namespace": "ns"},
+        search_default_files=False,
+    )
+    with pytest.raises(NotFoundError, match=r"x\.db: the file does not exist"):
+        await open_store(settings, create=False)
+    assert not (tmp_path / "x.db").exists()
+    store = await open_store(settings)
+    await store.save_event(Event("E", "a", 1))
+    await store.close()
+    store = await open_store(settings, create=False)
+    try:
+        assert await store.get_latest_version("a") == 1
+    finally:
+        await store.close()
+    with pytest.raises(NotFoundError, match="namespace 'other' has no events"):
+        await open_store(settings.replace(namespace="other"), create=False)
