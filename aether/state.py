@@ -72,10 +72,6 @@ DEFAULT_MAX_BACKOFF = 1.0
 
 log = logging.getLogger(__name__)
 
-Fold = Callable[[S, Any], S]
-"""``fold(state, event) -> state``: apply one event (an `Event`, or a typed object)."""
-
-
 @dataclass(frozen=True, slots=True)
 class Draft:
     """A new event as ``decide`` returns it: its type and data, no actor, no version.
