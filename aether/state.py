@@ -72,6 +72,7 @@ DEFAULT_MAX_BACKOFF = 1.0
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True, slots=True)
 class Draft:
     """A new event as ``decide`` returns it: its type and data, no actor, no version.
