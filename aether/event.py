@@ -196,14 +196,14 @@ def validate_snapshot(snapshot: object) -> Snapshot:
     """Check every field of `snapshot`; raise a `ValidationError` naming the first bad one."""
     if not isinstance(snapshot, Snapshot):
         raise InvalidEventError("snapshot", f"must be a Snapshot, got {type(snapshot).__name__}")
-    validate_actor_id(snapshot.actor_id)
-    version = _check_int(snapshot.version, "version")
+    validate_actor_id(snapshot.actor_id, "snapshot.actor_id")
+    version = _check_int(snapshot.version, "snapshot.version")
     if version < 1:
-        raise InvalidEventError("version", f"must be >= 1, got {version}")
+        raise InvalidEventError("snapshot.version", f"must be >= 1, got {version}")
     if type(snapshot.state) is not dict:
-        raise InvalidEventError("state", "must be a JSON object (dict)")
-    check_json_value(snapshot.state, "state")
-    _check_timestamp(snapshot.timestamp, "timestamp")
+        raise InvalidEventError("snapshot.state", "must be a JSON object (dict)")
+    check_json_value(snapshot.state, "snapshot.state")
+    _check_timestamp(snapshot.timestamp, "snapshot.timestamp")
     return snapshot
 
 
@@ -426,14 +426,17 @@ def event_to_dict(event: Event, *, with_position: bool = False) -> dict[str, Any
 def encode_snapshot(snapshot: Snapshot) -> bytes:
     """Validate and encode a snapshot: ``{"actor_id", "version", "state", "timestamp"}``."""
     validate_snapshot(snapshot)
-    return _dumps(
-        {
-            "actor_id": snapshot.actor_id,
-            "version": snapshot.version,
-            "state": snapshot.state,
-            "timestamp": format_timestamp(snapshot.timestamp),
-        }
-    )
+    try:
+        return _dumps(
+            {
+                "actor_id": snapshot.actor_id,
+                "version": snapshot.version,
+                "state": snapshot.state,
+                "timestamp": format_timestamp(snapshot.timestamp),
+            }
+        )
+    except InvalidEventError as e:  # name the snapshot's field, not an event's
+        raise InvalidEventError(f"snapshot.{e.field}", e.rule) from None
 
 
 def decode_snapshot(payload: bytes | str) -> Snapshot:

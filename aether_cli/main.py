@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+import aether_cli.help_format  # noqa: F401  (boolean flags show no metavar in --help)
 from aether_cli.context import (
     EXIT_CONFLICT,
     EXIT_ERROR,

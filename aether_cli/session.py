@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from aether.config import Settings
@@ -16,13 +16,23 @@ from aether.store.base import EventStore
 
 
 @asynccontextmanager
-async def store_session(settings: Settings) -> AsyncIterator[EventStore]:
-    """Open the store `settings` select and close it however the block ends."""
-    store = await open_store(settings)
+async def store_session(settings: Settings, *, create: bool = True) -> AsyncIterator[EventStore]:
+    """Open the store `settings` select and close it however the block ends.
+
+    Read-only commands pass ``create=False``: a store or namespace that does not exist
+    is then `NotFoundError` (exit 4, one line naming the path or namespace), never an
+    empty store created on a mistyped path or namespace.
+    """
+    store = await open_store(settings, create=create)
     try:
         yield store
     finally:
         await store.close()
+
+
+def read_only_session(settings: Settings) -> AbstractAsyncContextManager[EventStore]:
+    """`store_session` for a read-only command: opens only a store that exists."""
+    return store_session(settings, create=False)
 
 
 def read_input(source: str, option: str) -> bytes:

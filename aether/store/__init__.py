@@ -39,17 +39,23 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-async def open_store(settings: object) -> Store:
+async def open_store(settings: object, *, create: bool = True) -> Store:
     """Open the event store `settings` select (memory, sqlite or jetstream).
 
     The returned store owns what it opened (file, NATS connection): ``await store.close()``
     or ``async with await open_store(settings) as store:``. It implements `EventStore` and
-    `SnapshotStore` (the `Store` protocol).
+    `SnapshotStore` (the `Store` protocol). With ``create=False`` nothing is created: a
+    missing SQLite file (or a namespace without events in it) or JetStream namespace
+    raises `NotFoundError` naming it.
     """
     from aether.config import Settings
 
     if not isinstance(settings, Settings):
         raise TypeError("settings must be an aether.Settings")
+    if not create:
+        from aether.store._existing import open_existing
+
+        return cast(Store, await open_existing(settings))
     kind = settings.resolved_store
     if kind == "memory":
         return InMemoryEventStore(max_event_bytes=settings.max_event_bytes)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import importlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -13,6 +17,7 @@ from aether.errors import ValidationError
 from aether.event import Event, event_to_dict, fold_data, format_timestamp
 from aether.subjects import validate_actor_id
 from aether_cli.context import (
+    EXIT_ERROR,
     EXIT_NOT_FOUND,
     EXIT_USAGE,
     cli_state,
@@ -22,7 +27,7 @@ from aether_cli.context import (
     run,
     settings_or_fail,
 )
-from aether_cli.session import store_session
+from aether_cli.session import json_object_option, read_only_session
 
 
 def register(app: typer.Typer) -> None:
@@ -46,9 +51,29 @@ def replay(
     state: Annotated[
         bool,
         typer.Option(
-            "--state", help="Print the events' data folded into one object (later keys win)."
+            "--state",
+            help="Print the events folded into one state (default fold: data, later keys win).",
         ),
     ] = False,
+    fold: Annotated[
+        str | None,
+        typer.Option(
+            "--fold",
+            metavar="MODULE:FUNC",
+            help="Your fold(state, event) -> state, imported from the current directory or "
+            "PYTHONPATH (implies --state).",
+            show_default=False,
+        ),
+    ] = None,
+    initial: Annotated[
+        str | None,
+        typer.Option(
+            "--initial",
+            metavar="JSON",
+            help="The state --fold starts from (default {}); @file.json reads a file.",
+            show_default=False,
+        ),
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="JSON lines (with --state: one JSON object).")
     ] = False,
@@ -61,13 +86,23 @@ def replay(
         fail(str(e), EXIT_USAGE)
     if to_version is not None and to_version < from_version:
         fail(f"--to {to_version} is before --from {from_version}", EXIT_USAGE)
+    if initial is not None and fold is None:
+        fail("--initial needs --fold", EXIT_USAGE)
+    user_fold = load_fold(fold) if fold is not None else None
+    start: object = {}
+    if initial is not None:
+        try:
+            start = json_object_option(initial, "--initial")
+        except ValidationError as e:
+            fail(str(e), EXIT_USAGE)
+    state = state or user_fold is not None
     as_json = cli_state(ctx).json or json_output
     streaming = as_json and not state
 
     async def body() -> None:
         events: list[Event] = []
         count = 0
-        async with store_session(settings) as store:
+        async with read_only_session(settings) as store:
             async for event in store.iter_events(actor, from_version, to_version):
                 count += 1
                 if streaming:
@@ -88,7 +123,10 @@ def replay(
         if streaming:
             return
         if state:
-            folded = fold_data(events)
+            if user_fold is None or fold is None:
+                folded: Any = fold_data(events)
+            else:
+                folded = _fold(user_fold, start, events, fold)
             if as_json:
                 print_json(folded)
             else:
@@ -97,7 +135,12 @@ def replay(
                     f"({len(events)} events folded):",
                     markup=False,
                 )
-                out.print(orjson.dumps(folded, option=orjson.OPT_INDENT_2).decode(), markup=False)
+                out.print(
+                    orjson.dumps(
+                        folded, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+                    ).decode(),
+                    markup=False,
+                )
             return
         out.print(_table(actor, events))
 
@@ -118,3 +161,43 @@ def _table(actor: str, events: list[Event]) -> Table:
             Text(orjson.dumps(e.data).decode()),
         )
     return table
+
+
+def load_fold(spec: str) -> Callable[[Any, Event], Any]:
+    """The function ``module:func`` names (``func`` may be dotted), importable from the
+    current directory or PYTHONPATH; exit 2 with one line when it cannot be had."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        fail(f"--fold: {spec!r} is not MODULE:FUNC (e.g. bank.folds:account)", EXIT_USAGE)
+    cwd = str(Path.cwd())
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as e:  # ImportError, or the module failed while importing
+        fail(f"--fold: cannot import module {module_name!r} ({type(e).__name__}: {e})", EXIT_USAGE)
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            fail(f"--fold: module {module_name!r} has no attribute {attr!r}", EXIT_USAGE)
+    if not callable(target):
+        fail(f"--fold: {spec} is a {type(target).__name__}, not a function", EXIT_USAGE)
+    return target  # type: ignore[no-any-return]
+
+
+def _fold(fn: Callable[[Any, Event], Any], initial: object, events: list[Event], spec: str) -> Any:
+    state: Any = initial
+    for event in events:
+        try:
+            state = fn(state, event)
+        except Exception as e:
+            fail(
+                f"--fold {spec} raised {type(e).__name__} at version {event.version}: {e}",
+                EXIT_ERROR,
+            )
+    try:
+        orjson.dumps(state, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError as e:
+        fail(f"--fold {spec} returned a state that is not JSON ({e})", EXIT_ERROR)
+    return state

@@ -164,7 +164,7 @@ async def _tail_store(settings: Settings, opts: TailOptions) -> None:
     validate_namespace(opts.target)
     _check_filters(opts)
     show = _printer(opts, None)
-    async with store_session(settings) as store:
+    async with store_session(settings, create=False) as store:
         start = opts.start if opts.start is not None else await head_position(store) + 1
         _notice(
             f"following namespace {opts.target!r} ({settings.resolved_store} store) "

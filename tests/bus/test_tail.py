@@ -113,6 +113,20 @@ async def append(server: str, first: int, last: int) -> None:
     assert proc.returncode == 0, err.decode()
 
 
+async def seed(server: str) -> None:
+    """Create namespace demo first: tail opens only a store that exists (SQLite: an event)."""
+    servers = [server] if server != "-" else None
+    settings = Settings.load(
+        overrides={"namespace": "demo", "nats.servers": servers}, search_default_files=False
+    )
+    store = await open_store(settings)
+    try:
+        if not servers:
+            await store.save_event(Event("Seeded", "seed", 1))
+    finally:
+        await store.close()
+
+
 def check_lines(lines: list[dict[str, object]], versions: range) -> None:
     assert [d["version"] for d in lines] == list(versions)
     for d in lines:
@@ -127,6 +141,7 @@ def check_lines(lines: list[dict[str, object]], versions: range) -> None:
 
 
 async def test_tail_count_follows_sqlite_appends_from_another_process() -> None:
+    await seed("-")
     tail = await Tail.start("-n", "demo", "--count", "3", "--json")
     try:
         await append("-", 1, 3)
@@ -155,6 +170,7 @@ async def test_tail_count_follows_jetstream_appends_from_another_process(
 
 
 async def test_tail_keeps_following_across_a_server_restart(nats_server: NatsServer) -> None:
+    await seed(nats_server.url)
     tail = await Tail.start("-n", "demo", "--count", "6", "--json", "-s", nats_server.url)
     try:
         await append(nats_server.url, 1, 3)
@@ -204,6 +220,7 @@ async def test_tail_filters_history_and_human_lines(tmp_path: Path) -> None:
 
 
 async def test_ctrl_c_exits_zero_without_a_traceback() -> None:
+    await seed("-")
     tail = await Tail.start("-n", "demo")
     try:
         tail.proc.send_signal(signal.SIGINT)

@@ -65,6 +65,8 @@ def versions(cli: Cli) -> Callable[..., dict[str, int]]:
 
     def get(*global_args: str) -> dict[str, int]:
         out = cli(*global_args, "versions", "--json")
+        if out.code == 4:  # no store or namespace (read-only commands create none): empty
+            return {}
         assert out.code == 0, out.stderr
         return out.json()  # type: ignore[return-value]
 

@@ -65,8 +65,9 @@ def test_server_from_the_environment(
     assert cli("-n", namespace, "append", "a", "E", "--data", '{"x": 1}').code == 0
     assert cli("-n", namespace, "versions", "--json").json() == {"a": 1}
     monkeypatch.delenv("AETHER_NATS_URL")
-    # without a server the SQLite store is used, which has never seen "a"
-    assert cli("-n", namespace, "versions", "--json").json() == {}
+    # without a server the SQLite store is used, which does not exist (and is not created)
+    out = cli("-n", namespace, "versions", "--json")
+    assert out.code == 4 and "no SQLite store" in out.error_line()
 
 
 def test_unreachable_server_exits_5_with_one_line_naming_the_url(cli: Cli) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.cli.conftest import Cli
@@ -101,3 +103,82 @@ def test_markup_in_ids_and_data_is_printed_literally(cli: Cli) -> None:
     assert "[bold]boss[/bold]" in out.stdout
     assert "Said[red]" in out.stdout
     assert "[blink]hi[/blink]" in out.stdout
+
+
+FOLDS = '''
+def totals(state, event):
+    """Counts events per type and sums "items"."""
+    state = dict(state)
+    state[event.event_type] = state.get(event.event_type, 0) + 1
+    state["items"] = state.get("items", 0) + event.data.get("items", 0)
+    return state
+
+
+class Nested:
+    @staticmethod
+    def versions(state, event):
+        return {"versions": [*state.get("versions", []), event.version]}
+
+
+def broken(state, event):
+    if event.version == 2:
+        raise ValueError("cannot fold this one")
+    return state
+
+
+def not_json(state, event):
+    return {"when": object()}
+
+
+NOT_A_FUNCTION = 42
+'''
+
+
+@pytest.fixture
+def folds(tmp_path: Path) -> None:
+    """A user module ``myfolds`` in the current directory (the test's tmp_path)."""
+    (tmp_path / "myfolds.py").write_text(FOLDS)
+
+
+def test_state_with_the_users_fold(cli: Cli, order: None, folds: None) -> None:
+    out = cli("replay", "order-1", "--state", "--fold", "myfolds:totals", "--json")
+    assert out.code == 0, out.stderr
+    assert out.json() == {"OrderPlaced": 1, "OrderShipped": 1, "OrderDelivered": 1, "items": 3}
+    ranged = cli("replay", "order-1", "--fold", "myfolds:Nested.versions", "--json", "--from", "2")
+    assert ranged.json() == {"versions": [2, 3]}  # --fold implies --state
+    start = cli(
+        "replay", "order-1", "--fold", "myfolds:totals", "--initial", '{"items": 100}', "--json"
+    )
+    assert start.json()["items"] == 103  # type: ignore[index]
+    human = cli("replay", "order-1", "--fold", "myfolds:totals")
+    assert human.code == 0
+    assert "State of 'order-1' at version 3 (3 events folded):" in human.stdout
+    assert '"OrderShipped": 1' in human.stdout
+
+
+@pytest.mark.parametrize(
+    ("spec", "code", "words"),
+    [
+        ("myfolds", 2, "is not MODULE:FUNC"),
+        ("myfolds:", 2, "is not MODULE:FUNC"),
+        ("nosuchmodule:f", 2, "cannot import module 'nosuchmodule'"),
+        ("myfolds:missing", 2, "has no attribute 'missing'"),
+        ("myfolds:NOT_A_FUNCTION", 2, "not a function"),
+        ("myfolds:broken", 1, "raised ValueError at version 2: cannot fold this one"),
+        ("myfolds:not_json", 1, "not JSON"),
+    ],
+)
+def test_fold_errors_are_one_line(
+    cli: Cli, order: None, folds: None, spec: str, code: int, words: str
+) -> None:
+    out = cli("replay", "order-1", "--fold", spec, "--json")
+    assert out.code == code, out.stderr
+    assert words in out.error_line()
+    assert out.stdout == ""
+
+
+def test_initial_needs_fold_and_must_be_an_object(cli: Cli, order: None, folds: None) -> None:
+    out = cli("replay", "order-1", "--state", "--initial", "{}")
+    assert out.code == 2 and "--initial needs --fold" in out.error_line()
+    out = cli("replay", "order-1", "--fold", "myfolds:totals", "--initial", "[1]")
+    assert out.code == 2 and "--initial" in out.error_line()
