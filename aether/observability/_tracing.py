@@ -8,6 +8,7 @@ injected into events.
 from __future__ import annotations
 
 import re
+from time import monotonic as _monotonic
 from typing import Any
 
 TRACEPARENT_KEY = "traceparent"
@@ -40,6 +41,38 @@ def tracer() -> Any:
     from aether import __version__
 
     return t.get_tracer("aether", __version__)
+
+
+_live: Any = None
+_next_check = 0.0
+
+RECHECK_SECONDS = 1.0
+"""How long "no SDK configured" is believed before the tracer provider is looked at again."""
+
+
+def live_tracer() -> Any:
+    """aether's tracer once an SDK (a real tracer provider) is configured, else None.
+
+    Until then spans would be non-recording: skipping them keeps the hot path cheap.
+    A global tracer provider is set at most once, so a yes is cached for good; a no is
+    looked at again after `RECHECK_SECONDS` (an SDK configured later is picked up).
+    """
+    global _live, _next_check
+    if _live is not None:
+        return _live
+    now = _monotonic()
+    if now < _next_check:
+        return None
+    _next_check = now + RECHECK_SECONDS
+    t = trace_api()
+    if t is None:
+        _next_check = float("inf")
+        return None
+    provider = t.get_tracer_provider()
+    if isinstance(provider, t.ProxyTracerProvider | t.NoOpTracerProvider):
+        return None
+    _live = tracer()
+    return _live
 
 
 def format_traceparent(span_context: Any) -> str | None:

@@ -22,9 +22,9 @@ from aether.observability._tracing import (
     TRACEPARENT_KEY,
     format_traceparent,
     link_to,
+    live_tracer,
     message_attributes,
     trace_api,
-    tracer,
 )
 
 _BUS_KINDS = {"LocalEventBus": "local", "NatsEventBus": "nats"}
@@ -58,15 +58,15 @@ class InstrumentedBus:
             self._published = m.bus_published.labels(self.kind)
             self._duration = m.bus_publish_duration.labels(self.kind)
         t = trace_api()
-        self._tracer = tracer() if t is not None else None
         self._producer = t.SpanKind.PRODUCER if t is not None else None
 
     async def publish(self, namespace: str, event: Event) -> None:
         """`EventBus.publish`, counted and timed (and traced)."""
         span = None
-        if self._tracer is not None and type(event) is Event:
+        tr = live_tracer()
+        if tr is not None and type(event) is Event:
             dest = f"aether.{namespace}"
-            span = self._tracer.start_span(
+            span = tr.start_span(
                 "send " + dest,
                 kind=self._producer,
                 attributes=message_attributes("send", dest, [event], "publish"),
@@ -126,7 +126,6 @@ class InstrumentedSubscription:
         self._dropped = m.bus_dropped.labels(kind, overflow) if m is not None else None
         self._seen_dropped = 0
         t = trace_api()
-        self._tracer = tracer() if t is not None else None
         self._consumer = t.SpanKind.CONSUMER if t is not None else None
         self._dest = f"aether.{sub.pattern}"
 
@@ -153,8 +152,9 @@ class InstrumentedSubscription:
         if self._delivered is not None:
             self._delivered.inc()
             self._count_drops()
-        if self._tracer is not None:
-            span = self._tracer.start_span(
+        tr = live_tracer()
+        if tr is not None:
+            span = tr.start_span(
                 "receive " + self._dest,
                 kind=self._consumer,
                 links=link_to(event),

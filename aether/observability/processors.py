@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from aether.observability._metrics import metrics
-from aether.observability._tracing import link_to, message_attributes, trace_api, tracer
+from aether.observability._tracing import link_to, live_tracer, message_attributes, trace_api
 
 
 @runtime_checkable
@@ -186,15 +186,16 @@ def process_span(
     """
     m = metrics()
     t = trace_api()
+    tr = live_tracer()
     span = None
     dest = destination or f"aether.{processor_name}"
-    if t is not None:
+    if tr is not None:
         attrs = message_attributes("process", dest, [event], "process")
         attrs["aether.processor"] = processor_name
         position = getattr(event, "position", None)
         if position is not None:
             attrs["aether.position"] = position
-        span = tracer().start_span(
+        span = tr.start_span(
             "process " + dest, kind=t.SpanKind.CONSUMER, links=link_to(event), attributes=attrs
         )
     start = time.perf_counter()

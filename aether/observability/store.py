@@ -22,9 +22,9 @@ from aether.observability._metrics import OUTCOMES, metrics
 from aether.observability._tracing import (
     TRACEPARENT_KEY,
     format_traceparent,
+    live_tracer,
     message_attributes,
     trace_api,
-    tracer,
 )
 
 _FLUSH = 256  # replayed events are added to the counter in steps of this many
@@ -85,7 +85,6 @@ class InstrumentedStore:
             self._appended = m.appended.labels(self.kind)
             self._replayed = {r: m.replayed.labels(self.kind, r) for r in ("actor", "all", "watch")}
         t = trace_api()
-        self._tracer = tracer() if t is not None else None
         self._producer = t.SpanKind.PRODUCER if t is not None else None
         self._consumer = t.SpanKind.CONSUMER if t is not None else None
 
@@ -110,8 +109,9 @@ class InstrumentedStore:
         span = None
         sent = events
         injected = False
-        if self._tracer is not None and _is_unit(events):
-            span = self._tracer.start_span(
+        tr = live_tracer()
+        if tr is not None and _is_unit(events):
+            span = tr.start_span(
                 "send " + self.destination,
                 kind=self._producer,
                 attributes=message_attributes("send", self.destination, events, "append"),
@@ -228,9 +228,10 @@ class InstrumentedStore:
         return self._counted(it, "watch", None, flush=1)
 
     def _read_span(self, name: str) -> Any:
-        if self._tracer is None:
+        tr = live_tracer()
+        if tr is None:
             return None
-        return self._tracer.start_span(
+        return tr.start_span(
             "receive " + self.destination,
             kind=self._consumer,
             attributes={

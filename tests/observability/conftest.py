@@ -25,6 +25,9 @@ def _exporter() -> Any:
     return _EXPORTER
 
 
+_exporter()  # before any test instruments anything: the SDK is there from the start
+
+
 @pytest.fixture
 def spans() -> Iterator[Any]:
     """The in-memory span exporter (cleared before and after the test)."""
