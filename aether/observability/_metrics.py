@@ -33,6 +33,63 @@ OUTCOMES = ("ok", "conflict", "timeout", "error")
 """The values of the ``outcome`` label of ``aether_append_duration_seconds``."""
 
 
+class AppendStats:
+    """Append figures of one store kind, kept in plain numbers (no lock on the hot path)
+    and turned into ``aether_append_duration_seconds`` and
+    ``aether_appended_events_total`` at scrape time.
+
+    Written from the event loop's thread, read by the scrape thread: a scrape may see an
+    observation in the count a moment before it is in the sum, never a lost one when
+    one thread writes (several event loops in threads writing one kind could, rarely,
+    lose an increment).
+    """
+
+    __slots__ = ("appended", "buckets", "sums")
+
+    def __init__(self) -> None:
+        self.buckets = {o: [0] * (len(APPEND_BUCKETS) + 1) for o in OUTCOMES}
+        """Per outcome, observations per bucket (not cumulative; the last is +Inf)."""
+        self.sums = dict.fromkeys(OUTCOMES, 0.0)
+        """Per outcome, the sum of the durations."""
+        self.appended = 0
+        """Events appended."""
+
+
+class _AppendCollector:
+    def __init__(self, pc: Any) -> None:
+        self.pc = pc
+        self.kinds: dict[str, AppendStats] = {}
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
+        hist = HistogramMetricFamily(
+            "aether_append_duration_seconds",
+            "Duration of a store append (one save_event or save_events unit), by outcome.",
+            labels=["store", "outcome"],
+        )
+        appended = CounterMetricFamily(
+            "aether_appended_events",
+            "Events appended to the store (units that succeeded).",
+            labels=["store"],
+        )
+        les = [repr(float(b)) for b in APPEND_BUCKETS] + ["+Inf"]
+        for kind, st in list(self.kinds.items()):
+            for o in OUTCOMES:
+                counts = list(st.buckets[o])
+                cum, acc = [], 0
+                for le, c in zip(les, counts, strict=True):
+                    acc += c
+                    cum.append((le, acc))
+                hist.add_metric([kind, o], cum, st.sums[o])
+            appended.add_metric([kind], st.appended)
+        yield hist
+        yield appended
+
+
 class Metrics:
     """The metric objects of one registry (one per process)."""
 
@@ -42,19 +99,8 @@ class Metrics:
         self.registry = r
         pc.ProcessCollector(registry=r)
         pc.PlatformCollector(registry=r)
-        self.append_duration = pc.Histogram(
-            "aether_append_duration_seconds",
-            "Duration of a store append (one save_event or save_events unit), by outcome.",
-            ["store", "outcome"],
-            registry=r,
-            buckets=APPEND_BUCKETS,
-        )
-        self.appended = pc.Counter(
-            "aether_appended_events",
-            "Events appended to the store (units that succeeded).",
-            ["store"],
-            registry=r,
-        )
+        self._appends = _AppendCollector(pc)
+        r.register(self._appends)
         self.replayed = pc.Counter(
             "aether_replayed_events",
             "Events read back from the store, by kind of read (actor, all, watch).",
@@ -103,8 +149,16 @@ class Metrics:
             buckets=APPEND_BUCKETS,
         )
 
+    def append_stats(self, kind: str) -> AppendStats:
+        """The `AppendStats` of store kind `kind` (shared by its wrappers)."""
+        with _lock:
+            st = self._appends.kinds.get(kind)
+            if st is None:
+                st = self._appends.kinds[kind] = AppendStats()
+            return st
 
-_lock = threading.Lock()
+
+_lock = threading.RLock()
 _metrics: Metrics | None = None
 _checked = False
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from bisect import bisect_left as _bucket
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from aether.errors import OutcomeUnknownError, TrackingConflictError, VersionConflictError
 from aether.event import Event
-from aether.observability._metrics import OUTCOMES, metrics
+from aether.observability._metrics import APPEND_BUCKETS, metrics
 from aether.observability._tracing import (
     TRACEPARENT_KEY,
     format_traceparent,
@@ -27,6 +28,7 @@ from aether.observability._tracing import (
     trace_api,
 )
 
+_BOUNDS = APPEND_BUCKETS
 _FLUSH = 256  # replayed events are added to the counter in steps of this many
 _KINDS = {
     "InMemoryEventStore": "memory",
@@ -81,8 +83,8 @@ class InstrumentedStore:
         m = metrics()
         self._m = m
         if m is not None:
-            self._durations = {o: m.append_duration.labels(self.kind, o) for o in OUTCOMES}
-            self._appended = m.appended.labels(self.kind)
+            self._stats = m.append_stats(self.kind)
+            self._ok = self._stats.buckets["ok"]
             self._replayed = {r: m.replayed.labels(self.kind, r) for r in ("actor", "all", "watch")}
         t = trace_api()
         self._producer = t.SpanKind.PRODUCER if t is not None else None
@@ -141,9 +143,11 @@ class InstrumentedStore:
                 span.end()
             raise
         if self._m is not None:
-            self._durations["ok"].observe(time.perf_counter() - start)
-            if stored:
-                self._appended.inc(len(stored))
+            d = time.perf_counter() - start
+            st = self._stats
+            self._ok[_bucket(_BOUNDS, d)] += 1
+            st.sums["ok"] += d
+            st.appended += len(stored)
         if span is not None:
             if stored and stored[-1].position is not None:
                 span.set_attribute("aether.position", stored[-1].position)
@@ -153,7 +157,9 @@ class InstrumentedStore:
     def _failed(self, start: float, span: Any, exc: BaseException) -> None:
         outcome = outcome_of(exc)
         if self._m is not None:
-            self._durations[outcome].observe(time.perf_counter() - start)
+            d = time.perf_counter() - start
+            self._stats.buckets[outcome][_bucket(_BOUNDS, d)] += 1
+            self._stats.sums[outcome] += d
         if span is not None:
             t = trace_api()
             span.set_attribute("error.type", type(exc).__name__)

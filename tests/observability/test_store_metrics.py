@@ -47,6 +47,19 @@ async def test_appends_are_counted_by_outcome_and_kind() -> None:
     conflicts = "aether_append_duration_seconds_count"
     assert value(after, conflicts, store="memtest", outcome="conflict") == 1
     assert value(before, conflicts, store="memtest", outcome="conflict") == 0
+    inf = value(
+        after, "aether_append_duration_seconds_bucket", store="memtest", outcome="ok", le="+Inf"
+    )
+    assert inf == ok
+    assert value(after, "aether_append_duration_seconds_sum", store="memtest", outcome="ok") > 0
+    les = sorted(
+        (float(dict(k)["le"]), v)
+        for (n, k), v in after.items()
+        if n == "aether_append_duration_seconds_bucket"
+        and ("store", "memtest") in k
+        and ("outcome", "ok") in k
+    )
+    assert [v for _, v in les] == sorted(v for _, v in les)  # cumulative buckets
     # replay of one actor and of the whole log
     assert [e.version for e in await store.get_events("a-1")] == [1, 2, 3]
     assert len([e async for e in store.read_all()]) == 4
