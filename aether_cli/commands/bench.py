@@ -317,7 +317,7 @@ def bench_command(
         try:
             obs.serve_metrics(metrics_addr), obs.instrument_factories()
         except (ConfigError, OSError) as e:
-            fail(f"--metrics-addr: {e}", EXIT_USAGE)
+            fail(f"--metrics-addr: {e}", EXIT_USAGE if isinstance(e, ConfigError) else EXIT_ERROR)
 
     async def body() -> BenchReport:
         stop = asyncio.Event()
