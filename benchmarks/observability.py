@@ -72,12 +72,15 @@ async def child(store_kind: str, trials: int, rounds: int, server: str | None) -
 
     best: dict[str, tuple[float, float]] = {}
     nc = None
+    bare: Any
     if store_kind == "jetstream":
         import nats
 
         from aether.config import Settings
         from aether.store.jetstream import JetStreamEventStore
 
+        if server is None:
+            raise ValueError("the jetstream case needs a server URL")
         nc = await nats.connect(server)
         ns = "obsbench" + uuid.uuid4().hex[:8]
         bare = await JetStreamEventStore.from_client(nc, Settings(), namespace=ns)
@@ -126,7 +129,7 @@ def run_config(
     )
     if p.returncode != 0:
         raise RuntimeError(f"{config}/{store_kind} failed: {p.stderr.strip()[-2000:]}")
-    r = json.loads(p.stdout.strip().splitlines()[-1])
+    r: dict[str, Any] = json.loads(p.stdout.strip().splitlines()[-1])
     cpu = r["cpu_us_per_event"]
     rate = r["events_per_s"]
     r["cpu_overhead_pct"] = round((cpu["instrumented"] / cpu["bare"] - 1) * 100, 1)

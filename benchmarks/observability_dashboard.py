@@ -225,10 +225,13 @@ def render(series: list[tuple[float, dict[str, Sample]]], out: Path) -> None:
     ax.legend()
 
     ax = axes[0][1]
-    bounds = sorted(
-        {dict(k[1]).get("le") for k in app[-1] if k[0] == "aether_append_duration_seconds_bucket"}
-        - {None},
-        key=lambda b: float(b),
+    bounds: list[str] = sorted(
+        {
+            dict(k[1])["le"]
+            for k in app[-1]
+            if k[0] == "aether_append_duration_seconds_bucket" and "le" in dict(k[1])
+        },
+        key=float,
     )
     window = 5
     for q in (0.5, 0.99):

@@ -68,6 +68,9 @@ async def test_appends_are_counted_by_outcome_and_kind() -> None:
     assert value(s, "aether_replayed_events_total", store="memtest", read="actor") == 4
     assert value(s, "aether_replayed_events_total", store="memtest", read="all") == 4
     assert await store.last_position() == 4
+    from aether.store import EventStore, SnapshotStore
+
+    assert isinstance(store, EventStore) and isinstance(store, SnapshotStore)
     assert store.max_batch == InMemoryEventStore().max_batch
     await store.close()
 

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 COMMON = """
 import asyncio, json, sys
@@ -78,12 +79,13 @@ asyncio.run(main())
 )
 
 
-def run(code: str, db: Path) -> list[dict[str, object]]:
+def run(code: str, db: Path) -> list[dict[str, Any]]:
     p = subprocess.run(
         [sys.executable, "-c", code, str(db)], capture_output=True, text=True, timeout=60
     )
     assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout)  # type: ignore[no-any-return]
+    spans: list[dict[str, Any]] = json.loads(p.stdout)
+    return spans
 
 
 def test_process_span_links_to_the_append_span_of_another_process(tmp_path: Path) -> None:
