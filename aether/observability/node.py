@@ -17,6 +17,11 @@ from typing import Any
 from aether.observability._metrics import metrics
 from aether.observability.cluster import NodeInstrumentation, instrument_node
 from aether.observability.logs import configure_logging
+from aether.observability.processors import (
+    ProcessorStatsRegistration,
+    StatsProvider,
+    register_processor_stats,
+)
 from aether.observability.serve import MetricsServer, serve_metrics
 
 log = logging.getLogger("aether.store")
@@ -122,6 +127,7 @@ class NodeObservability:
         self.node: NodeInstrumentation | None = None
         self.head: StoreHead | None = None
         self.log_handler: logging.Handler | None = None
+        self.processors: ProcessorStatsRegistration | None = None
         self._head_collector: Any = None
 
     @property
@@ -145,6 +151,9 @@ class NodeObservability:
         if self.node is not None:
             self.node.close()
             self.node = None
+        if self.processors is not None:
+            self.processors.close()
+            self.processors = None
         if self.log_handler is not None:
             logging.getLogger("aether").removeHandler(self.log_handler)
             self.log_handler = None
@@ -156,11 +165,14 @@ def observe_node(
     metrics_addr: str | None = None,
     json_logs: bool = False,
     store_head: bool = True,
+    processors: StatsProvider | None = None,
 ) -> NodeObservability:
     """Instrument a `ClusterNode` before it starts: its cluster metrics; with
     `metrics_addr`, serve ``/metrics`` there (plus the store head gauge when
-    `store_head` and the store is not the in-memory one); with `json_logs`, the
-    ``aether`` loggers write JSON lines (with the node id and term) to stderr.
+    `store_head` and the store is not the in-memory one, and the processor metrics of
+    `processors`, a `ProcessorStatsSource` or callable, see `register_processor_stats`);
+    with `json_logs`, the ``aether`` loggers write JSON lines (with the node id and
+    term) to stderr. `close()` the result after the node stopped.
     """
     obs = NodeObservability()
     try:
@@ -176,6 +188,8 @@ def observe_node(
             obs.head = StoreHead(settings)
             obs._head_collector = _HeadCollector(obs.head, str(node.namespace))
             m.registry.register(obs._head_collector)
+        if processors is not None:
+            obs.processors = register_processor_stats(processors)
         return obs
     except BaseException:
         obs.close()
