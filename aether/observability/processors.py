@@ -90,6 +90,7 @@ class ProcessorStatsSource(Protocol):
 
 
 StatsProvider = ProcessorStatsSource | Callable[[], Iterable[ProcessorStats]]
+"""What `register_processor_stats` accepts: a `ProcessorStatsSource` or a callable."""
 
 
 class ProcessorStatsRegistration:
