@@ -276,6 +276,9 @@ def bench_command(
     json_output: Annotated[
         bool, typer.Option("--json", help="One JSON document (same as the global option).")
     ] = False,
+    metrics_addr: Annotated[
+        str | None, typer.Option("--metrics-addr", help="Serve Prometheus /metrics at HOST:PORT.")
+    ] = None,
 ) -> None:
     state = cli_state(ctx)
     # The global options may also follow the workload: `aether bench append --store ...`.
@@ -308,6 +311,13 @@ def bench_command(
             fail(f"{name}: must be >= 0", EXIT_USAGE)
     settings = settings_or_fail(ctx)
     show_bar = err.is_terminal
+    if metrics_addr is not None:
+        from aether import observability as obs
+
+        try:
+            obs.serve_metrics(metrics_addr), obs.instrument_factories()
+        except (ConfigError, OSError) as e:
+            fail(f"--metrics-addr: {e}", EXIT_USAGE if isinstance(e, ConfigError) else EXIT_ERROR)
 
     async def body() -> BenchReport:
         stop = asyncio.Event()

@@ -52,6 +52,9 @@ def node_run(
     json_output: Annotated[
         bool, typer.Option("--json", help="JSON log lines instead of the live view.")
     ] = False,
+    metrics_addr: Annotated[
+        str | None, typer.Option("--metrics-addr", help="Serve Prometheus /metrics at HOST:PORT.")
+    ] = None,
 ) -> None:
     """Join the namespace's cluster and run until SIGINT/SIGTERM; then release the shards,
     resign leadership, deregister and exit 0. Without a NATS server: exit 5."""
@@ -87,6 +90,9 @@ def node_run(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        from aether.observability import observe_node
+
+        obs = observe_node(node, metrics_addr=metrics_addr, json_logs=as_json)
         await node.start()
         emit.event(
             "joined",
@@ -120,6 +126,7 @@ def node_run(
         finally:
             emit.event("stopping")
             await node.stop()
+            obs.close()
             emit.event("stopped")
 
     run(ctx, body)
