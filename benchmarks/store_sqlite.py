@@ -155,12 +155,12 @@ def _peer_aggregate() -> Any:
     if not _PEER_AGGREGATE:
         from eventsourcing.domain import Aggregate, event
 
-        class Counter(Aggregate):  # type: ignore[misc]
+        class Counter(Aggregate):  # type: ignore[misc, unused-ignore]
             def __init__(self) -> None:
                 self.amount = 0
                 self.note = ""
 
-            @event("Bumped")  # type: ignore[misc]
+            @event("Bumped")  # type: ignore[misc, unused-ignore]
             def bump(self, amount: int, note: str) -> None:
                 self.amount = amount
                 self.note = note
@@ -174,7 +174,7 @@ def _peer(path: Path, sizes: Sizes) -> dict[str, float]:
 
     Counter = _peer_aggregate()
     env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
-    app = Application(env=env)
+    app: Any = Application(env=env)
     rates: dict[str, float] = {}
     try:
         agg = Counter()
@@ -220,7 +220,7 @@ def _peer(path: Path, sizes: Sizes) -> dict[str, float]:
                 app.save(replayed)
         app.save(replayed)
         t = time.perf_counter()
-        loaded = app.repository.get(replayed.id)
+        loaded: Any = app.repository.get(replayed.id)
         rates["replay"] = sizes.replay / (time.perf_counter() - t)
         assert loaded.version == sizes.replay, loaded.version
 
