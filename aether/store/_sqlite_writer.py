@@ -322,9 +322,9 @@ class GroupCommitWriter:
         the write lock (nothing was written): the caller queues the batch to the thread.
         """
         conn = self._conn
-        if inline is not None:
-            conn.execute("PRAGMA busy_timeout = 0")
         try:
+            if inline is not None:
+                conn.execute("PRAGMA busy_timeout = 0")
             one = batch[0]
             if (
                 len(batch) == 1
