@@ -19,6 +19,14 @@ Semantics (the contract suite in `aether.testing` checks every store against the
   position order, without gaps or duplicates, until the store closes.
 - ``last_position()`` is the highest position (0 when empty), without a scan.
 - Read-your-writes: once a save returned, this store's reads reflect it.
+- Tracking records (`Tracking`) commit in the same atomic step as a unit's events,
+  fenced on their revision; `get_tracking` reads them back.
+- Event ids are not unique per namespace: the identical event re-saved is a no-op, the
+  same id at another version or actor is another event.
+- After ``close()`` every call raises `StoreClosedError` and every ``watch`` ends.
+
+`Store` is the whole protocol (events, snapshots, ``async with``): what `open_store`
+returns and what every aether store implements.
 """
 
 from __future__ import annotations

@@ -10,11 +10,11 @@ To check your own store, subclass `StoreContract` (or some of its parts, such as
 of the factory returns a store on the same storage and namespace (a second connection,
 or the same instance for an in-process store), empty when the test starts::
 
-    import pytest
+    import pytest_asyncio
     from aether.testing.stores import StoreContract
 
     class TestMyStore(StoreContract):
-        @pytest.fixture
+        @pytest_asyncio.fixture
         async def store_factory(self, tmp_path):
             opened = []
             async def factory():
@@ -25,11 +25,11 @@ or the same instance for an in-process store), empty when the test starts::
             for store in opened:
                 await store.close()
 
-Then ``pytest -q test_my_store.py`` runs the whole contract (``-k Slice`` picks a part).
-The ``store_factory`` fixture may also live in a ``conftest.py``. The suite assumes
-pytest-asyncio's ``asyncio_mode = "auto"`` or its default strict mode (the classes mark
-their tests themselves); async fixtures you write in strict mode need
-``@pytest_asyncio.fixture``.
+Then ``pytest -q test_my_store.py`` runs the whole contract (``-k Slice`` picks the
+slice tests; each part is also a class of its own, e.g. ``UnitOfWorkContract``). The
+``store_factory`` fixture may also live in a ``conftest.py``. The suite works in either
+pytest-asyncio mode (its classes mark their tests); ``@pytest_asyncio.fixture`` makes
+your async fixture work in both. Other kits (a bus contract) sit next to `stores`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from aether.testing._store.helpers import WAIT, ContractBase, aclose, ev, read_a
 
 ACTORS = [f"acct-{i}" for i in range(40)]
 WANTED = range(0, 256)
-"""A quarter of the slices: of ACTORS, 9 fall in it, 31 do not."""
+"""A quarter of the slices: of ACTORS, 11 fall in it, 29 do not."""
 
 
 async def _populate(store: Store) -> list[Event]:
