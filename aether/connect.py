@@ -487,8 +487,12 @@ class PermissionGuard:
     code can ask `denied(subject)` when something times out.
     """
 
-    def __init__(self, nc: NATS) -> None:
+    def __init__(self, nc: NATS, inbox_prefix: str = "_INBOX") -> None:
         self._nc = nc
+        self.inbox_prefix = inbox_prefix
+        self.inbox_denied: PermissionDeniedError | None = None
+        """Set when the server refused the subscription to the reply inbox: no request
+        on this connection can get an answer then."""
         self._pending: dict[str, tuple[str, asyncio.Future[Msg]]] = {}
         self.violations: deque[tuple[str, str]] = deque(maxlen=100)
         self.listeners: list[Callable[[str, str], None]] = []
@@ -500,7 +504,7 @@ class PermissionGuard:
         for op, subj in reversed(self.violations):
             if subj == wanted:
                 return _permission_error(op, subject)
-        return None
+        return self.inbox_denied
 
     def on_error(self, e: BaseException) -> bool:
         """Handle a connection error; True if it was a permission violation."""
@@ -520,6 +524,16 @@ class PermissionGuard:
             for tok, (subj, fut) in list(self._pending.items()):
                 if subj.lower() == subject and not fut.done():
                     fut.set_exception(_permission_error(op, subj))
+                    self._pending.pop(tok, None)
+        elif subject.startswith(self.inbox_prefix.lower() + "."):
+            self.inbox_denied = PermissionDeniedError(
+                f"permission denied: this NATS user may not subscribe to its reply inbox "
+                f"{self.inbox_prefix + '.>'!r} (nats.inbox_prefix; by default the namespace's "
+                "own), so no request can be answered"
+            )
+            for tok, (_, fut) in list(self._pending.items()):
+                if not fut.done():
+                    fut.set_exception(self.inbox_denied)
                     self._pending.pop(tok, None)
         return True
 
@@ -673,7 +687,7 @@ async def connect(settings: Settings, **extra: Any) -> NATS:
             await asyncio.wait_for(nc.close(), 1.0)
         raise _classify([*errors, failure], where) from None
     nc.options.update(reconnect)
-    guard = PermissionGuard(nc)
+    guard = PermissionGuard(nc, opts["inbox_prefix"])
     guard_box.append(guard)
     nc._aether_permission_guard = guard  # type: ignore[attr-defined]
     errors.clear()
