@@ -550,7 +550,8 @@ def _read_yaml(path: Path) -> dict[str, object]:
             flat[str(k)] = v
     for key in flat:
         if key not in _PARSERS:
-            raise ConfigError(f"config file {path}: {_short(key)}: unknown setting")
+            shown = key if len(key) <= 60 else key[:57] + "..."
+            raise ConfigError(f"config file {path}: {shown}: unknown setting")
     return flat
 
 

@@ -427,6 +427,16 @@ class _GuardedClient(NATS):
         return bool(self._server_info.get("tls_required"))  # nats-py upgraded on this
 
 
+def transport_is_tls(nc: NATS) -> bool:
+    """Whether connection `nc` currently runs over TLS."""
+    if isinstance(nc, _GuardedClient):
+        return nc._aether_is_tls()
+    url = nc.connected_url
+    return bool(nc._server_info.get("tls_required")) or (
+        url is not None and url.scheme in ("tls", "wss")
+    )
+
+
 _SEAMS = ("_process_info", "_connect_command", "_current_server", "_transport")
 
 
