@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from aether_cli.context import (
     EXIT_CONFLICT,
@@ -53,15 +53,30 @@ __all__ = [
 ]
 
 
+_display_type_rich = TyperOption.display_type_rich
+
+
+def _flag_display_type(self: TyperOption, ctx: Any) -> str | None:
+    """No value placeholder for boolean flags in ``--help`` (``--json``, not
+    ``--json <bool>``): a flag takes no value."""
+    if getattr(self, "is_flag", False) or getattr(self, "count", False):
+        return None
+    shown: str | None = _display_type_rich(self, ctx)
+    return shown
+
+
+TyperOption.display_type_rich = _flag_display_type  # type: ignore[method-assign]
+
+
 class OneLineErrorsGroup(TyperGroup):
     """The root command group: usage errors become one ``error:`` line on stderr (exit 2)."""
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         """Run the CLI; in standalone mode print usage errors as one line and exit."""
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
         try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)
+            rv = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
         except typer.Abort:
             err.print("error: aborted", markup=False)
             sys.exit(EXIT_ERROR)
