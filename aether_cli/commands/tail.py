@@ -219,7 +219,10 @@ async def _tail_store(settings: Settings, opts: TailOptions) -> None:
             f"from position {start}; Ctrl-C to stop"
         )
         printed = 0
-        events = store.watch(from_position=start, slices=opts.slices)
+        if opts.slices is None:
+            events = store.watch(from_position=start)
+        else:
+            events = store.watch(from_position=start, slices=opts.slices)
         async with contextlib.aclosing(events):  # type: ignore[type-var]
             async for e in events:
                 if not _wanted(e, opts):
