@@ -82,3 +82,11 @@ def test_sqlite_path_from_environment(
     assert cli("append", "a", "X").code == 0
     assert (tmp_path / "elsewhere" / "e.db").is_file()
     assert not (tmp_path / ".aether").exists()
+
+
+def test_boolean_flags_show_no_metavar(cli: Cli) -> None:
+    for args in (["--help"], ["tail", "--help"], ["append", "--help"], ["config", "check", "-h"]):
+        res = cli(*args)
+        assert res.code == 0, res.stderr
+        assert "<bool>" not in res.stdout, (args, res.stdout)
+    assert "--json" in cli("--help").stdout
