@@ -23,9 +23,7 @@ GOOD = {"actor_id": "bulk-1", "event_type": "Bulk", "data": {}}
 
 
 @pytest.fixture(params=["memory", "sqlite", "jetstream"])
-async def store(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[EventStore]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventStore]:
     """Each store kind with one event in it."""
     kind = request.param
     if kind == "memory":

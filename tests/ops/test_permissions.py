@@ -192,6 +192,8 @@ def test_cli_is_confined_to_its_namespace(server: NatsServer, cli: Cli) -> None:
     assert replay.code == 0 and '"Placed"' in replay.stdout, replay.stderr
     versions = cli(*auth, "-n", "a", "--json", "versions", env=env)
     assert versions.code == 0 and versions.json() == {"o-1": 1}, versions.stderr
+    tail = cli(*auth, "-n", "a", "tail", "--from-start", "--count", "1", "--json", env=env)
+    assert tail.code == 0 and '"Placed"' in tail.stdout, tail.stderr
 
     for args in (
         ("append", "o-1", "Placed", "--data", "{}"),
