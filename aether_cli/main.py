@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup, TyperOption
+from typer.core import TyperGroup
 
 from aether_cli.context import (
     EXIT_CONFLICT,
@@ -53,19 +53,27 @@ __all__ = [
 ]
 
 
-_display_type_rich = TyperOption.display_type_rich
-
-
-def _flag_display_type(self: TyperOption, ctx: Any) -> str | None:
+def _flags_show_no_metavar() -> None:
     """No value placeholder for boolean flags in ``--help`` (``--json``, not
-    ``--json <bool>``): a flag takes no value."""
-    if getattr(self, "is_flag", False) or getattr(self, "count", False):
-        return None
-    shown: str | None = _display_type_rich(self, ctx)
-    return shown
+    ``--json <bool>``): a flag takes no value. (Same as ``aether_cli.help_format`` where
+    that module exists; applying both is harmless.)"""
+    from typer.core import TyperOption
+
+    shown_type = TyperOption.display_type_rich
+    if getattr(shown_type, "_aether_flags", False):
+        return
+
+    def display_type(self: TyperOption, ctx: Any) -> str | None:
+        if getattr(self, "is_flag", False) or getattr(self, "count", False):
+            return None
+        shown: str | None = shown_type(self, ctx)
+        return shown
+
+    display_type._aether_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type  # type: ignore[method-assign]
 
 
-TyperOption.display_type_rich = _flag_display_type  # type: ignore[method-assign]
+_flags_show_no_metavar()
 
 
 class OneLineErrorsGroup(TyperGroup):
