@@ -17,7 +17,7 @@ import orjson
 from nats.aio.client import Client as NATS
 
 from aether.config import Settings
-from aether.connect import connect, describe_servers, transport_is_tls
+from aether.connect import connect, describe_servers, server_info, transport_is_tls
 from aether.errors import AetherError, PermissionDeniedError
 
 OK = "ok"
@@ -77,7 +77,7 @@ async def check_deployment(settings: Settings, *, wait: float = 3.0) -> list[Che
 
 
 async def _checks(nc: NATS, settings: Settings, wait: float) -> list[Check]:
-    info = nc._server_info  # the server's INFO: version, max_payload, jetstream, tls...
+    info = server_info(nc)  # the server's INFO: version, max_payload, jetstream, tls...
     version = str(info.get("version", "0.0.0"))
     vt = _version_tuple(version)
     url = nc.connected_url

@@ -427,12 +427,18 @@ class _GuardedClient(NATS):
         return bool(self._server_info.get("tls_required"))  # nats-py upgraded on this
 
 
+def server_info(nc: NATS) -> dict[str, Any]:
+    """The INFO the server sent on connection `nc` (version, max_payload, jetstream...)."""
+    info = getattr(nc, "_server_info", None)
+    return dict(info) if isinstance(info, dict) else {}
+
+
 def transport_is_tls(nc: NATS) -> bool:
     """Whether connection `nc` currently runs over TLS."""
     if isinstance(nc, _GuardedClient):
         return nc._aether_is_tls()
     url = nc.connected_url
-    return bool(nc._server_info.get("tls_required")) or (
+    return bool(server_info(nc).get("tls_required")) or (
         url is not None and url.scheme in ("tls", "wss")
     )
 
