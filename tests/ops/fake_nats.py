@@ -15,7 +15,7 @@ class FakeNats:
     Sends ``INFO <info>`` on accept, answers ``PING`` with ``PONG`` and never sends TLS.
     """
 
-    def __init__(self, info: dict[str, object] | None = None) -> None:
+    def __init__(self, info: dict[str, object] | None = None, port: int = 0) -> None:
         self.info = {
             "server_id": "FAKE",
             "version": "2.12.0",
@@ -25,7 +25,7 @@ class FakeNats:
         } | (info or {})
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.bind(("127.0.0.1", port))
         self._sock.listen(16)
         self.port = self._sock.getsockname()[1]
         self._lock = threading.Lock()

@@ -660,3 +660,18 @@ def test_bad_nkey_seed_file(cli: Cli, seeded: State, tmp_path: Path) -> None:
         cli("-s", "nats://127.0.0.1:1", "--nkey", str(seed), "versions"), seeded, code=2
     )
     assert "nats.nkey_seed_file" in line, line
+
+
+def test_a_listener_that_never_speaks_nats(cli: Cli, seeded: State) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"nats://127.0.0.1:{silent.getsockname()[1]}"
+        env = {"AETHER_NATS_CONNECT_TIMEOUT": "300ms"}
+        line = rejected(cli("-s", url, "versions", env=env), seeded, code=5)
+        assert url in line, line
+        huge = {"AETHER_NATS_CONNECT_TIMEOUT": "100000d"}
+        line = rejected(cli("-s", url, "versions", env=huge), seeded, code=2)
+        assert "nats.connect_timeout" in line and "1m" in line, line

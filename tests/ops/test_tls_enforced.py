@@ -187,3 +187,43 @@ def test_config_check_reports_plaintext_auth(make_server: ServerFactory, cli: Cl
     checks = {c["name"]: c for c in doc["checks"]}
     assert checks["transport"]["status"] == "warning", checks["transport"]
     assert "plain text" in checks["transport"]["detail"]
+
+
+async def test_a_reconnect_to_a_plain_impostor_sends_nothing(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    import asyncio
+
+    files = tls_files(tmp_path)
+    server = make_server(
+        tls_config(files, verify=False) + f'\nauthorization {{ user: alice, password: "{SECRET}" }}'
+    )
+    settings = _settings(
+        **{
+            "nats.servers": f"tls://127.0.0.1:{server.port}",
+            "nats.tls_ca_file": str(files.ca),
+            "nats.user": "alice",
+            "nats.password": SECRET,
+            "nats.reconnect_wait": 0.05,
+        }
+    )
+    refused: list[str] = []
+
+    async def on_error(e: Exception) -> None:
+        refused.append(str(e))
+
+    nc = await connect(settings, error_cb=on_error)
+    try:
+        server.stop()
+        with FakeNats({"auth_required": True}, port=server.port) as impostor:
+            for _ in range(200):
+                if any("does not offer TLS" in r for r in refused):
+                    break
+                await asyncio.sleep(0.05)
+            assert any("does not offer TLS" in r for r in refused), refused
+            assert impostor.connections >= 1
+            assert b"CONNECT" not in impostor.received
+            assert SECRET.encode() not in impostor.received
+            assert not nc.is_connected
+    finally:
+        await nc.close()
