@@ -290,6 +290,7 @@ class NatsSettings:
     tls_key_file: str | None = None
     tls_server_name: str | None = None
     tls_required: bool = False
+    tls_handshake_first: bool = False
     allow_plaintext_auth: bool = False
     connect_timeout: float = 2.0
     reconnect_attempts: int = 60
@@ -303,6 +304,7 @@ class NatsSettings:
         `tls_required`. The connection is then TLS or it fails."""
         return bool(
             self.tls_required
+            or self.tls_handshake_first
             or self.tls_ca_file
             or self.tls_cert_file
             or self.tls_key_file
@@ -457,6 +459,7 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "nats.tls_key_file": _parse_opt_str,
     "nats.tls_server_name": _parse_opt_str,
     "nats.tls_required": _parse_bool,
+    "nats.tls_handshake_first": _parse_bool,
     "nats.allow_plaintext_auth": _parse_bool,
     "nats.connect_timeout": _duration(0.01, 60.0),
     "nats.reconnect_attempts": _parse_int(-1, 1_000_000),

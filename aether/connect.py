@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import json
 import logging
@@ -244,6 +245,8 @@ def connect_options(settings: Settings) -> dict[str, Any]:
         opts["tls"] = tls
         if ns.tls_server_name:
             opts["tls_hostname"] = ns.tls_server_name
+        if ns.tls_handshake_first:
+            opts["tls_handshake_first"] = True
     return opts
 
 
@@ -446,6 +449,7 @@ def transport_is_tls(nc: NATS) -> bool:
 _SEAMS = ("_process_info", "_connect_command", "_current_server", "_transport")
 
 
+@functools.cache
 def seams_available() -> bool:
     """Whether this nats-py has the connect-sequence hooks `_GuardedClient` overrides."""
     probe = NATS()

@@ -227,3 +227,23 @@ async def test_a_reconnect_to_a_plain_impostor_sends_nothing(
             assert not nc.is_connected
     finally:
         await nc.close()
+
+
+async def test_tls_handshake_first(make_server: ServerFactory, tmp_path: Path) -> None:
+    files = tls_files(tmp_path)
+    block = tls_config(files, verify=False).replace("tls {", "tls {\n  handshake_first: true")
+    server = make_server(block)
+    settings = _settings(
+        **{
+            "nats.servers": f"nats://127.0.0.1:{server.port}",
+            "nats.tls_ca_file": str(files.ca),
+            "nats.tls_handshake_first": True,
+            "namespace": "hf",
+        }
+    )
+    store = await open_store(settings)
+    try:
+        await store.save_event(Event(event_type="X", actor_id="o-1", version=1, data={}))
+        assert await store.get_latest_version("o-1") == 1
+    finally:
+        await store.close()
