@@ -27,6 +27,7 @@ from aether_cli.context import (
     exit_code_for,
     fail,
     fail_for,
+    hint_for,
     out,
     print_json,
     run,
@@ -239,20 +240,20 @@ def _append_file(ctx: typer.Context, source: str, json_output: bool) -> None:
                         progress=progress,
                         on_unit=advanced,
                     )
-            except ValidationError as e:
-                if progress.failed_line is None:  # a bad line: nothing was written
-                    if state.debug:
-                        traceback.print_exception(e, file=sys.stderr)
-                    fail(f"{_name(source)}: {e}", EXIT_USAGE)
-                raise
             except AetherError as e:
                 line = progress.failed_line
-                if line is None:
-                    raise
+                if line is None and not isinstance(e, ValidationError):
+                    raise  # before any unit (e.g. NATS unreachable): the usual mapping
+                if state.debug:
+                    traceback.print_exception(e, file=sys.stderr)
+                if line is None:  # a bad line (or version): nothing was written
+                    fail(f"{_name(source)}: {e}", EXIT_USAGE)
+                # a unit the store refused: the earlier units stay written
+                code = EXIT_USAGE if isinstance(e, ValidationError) else exit_code_for(e)
                 fail(
-                    f"line {line}: {e}; {_count(progress.appended, 'earlier event')} written, "
-                    f"nothing from line {line} on",
-                    exit_code_for(e),
+                    f"line {line}: {e}{hint_for(e)}; {_count(progress.appended, 'earlier event')} "
+                    f"written, nothing from line {line} on",
+                    code,
                 )
         if as_json:
             print_json(

@@ -387,6 +387,12 @@ def test_data_over_the_servers_max_payload(cli: Cli, make_server: ServerFactory)
     line = rejected(cli(*g, "append", "a", "X", "--data", big), before, *g)
     assert "exceeds" in line
     rejected(cli(*g, "append", "b", "X", "--data", big, "--expect-version", "0"), before, *g)
+    # a --file line under max_event_bytes but over the server's max_payload: by line number
+    lines = Path("e.jsonl")
+    small = orjson.dumps({"actor_id": "b", "event_type": "X", "data": {}})
+    lines.write_bytes(small.replace(b"{}", big.encode()) + b"\n" + small + b"\n")
+    line = rejected(cli(*g, "append", "--file", str(lines)), before, *g, code=2)
+    assert "line 1" in line and "exceeds" in line and "0 earlier events" in line, line
 
 
 def test_binary_arguments_in_a_real_process(tmp_path: Path) -> None:
