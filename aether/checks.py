@@ -1,6 +1,7 @@
 """`check_deployment`: is the configured NATS ready for aether? (``aether config check``)
 
-Connects with the given settings and reports, one `Check` each: the connection, JetStream,
+Connects with the given settings and reports, one `Check` each: the connection, its
+transport (TLS, or plain text and whether credentials travel in it), JetStream,
 the server version's features (per-message TTL 2.11+, atomic batch publish 2.12+), the
 maximum payload, and the namespace's streams and cluster bucket if they exist (compared
 with the configuration; a missing stream is fine, aether creates it on first use).
@@ -16,7 +17,7 @@ import orjson
 from nats.aio.client import Client as NATS
 
 from aether.config import Settings
-from aether.connect import connect, describe_servers
+from aether.connect import connect, describe_servers, server_info, transport_is_tls
 from aether.errors import AetherError, PermissionDeniedError
 
 OK = "ok"
@@ -76,7 +77,7 @@ async def check_deployment(settings: Settings, *, wait: float = 3.0) -> list[Che
 
 
 async def _checks(nc: NATS, settings: Settings, wait: float) -> list[Check]:
-    info = nc._server_info  # the server's INFO: version, max_payload, jetstream, tls...
+    info = server_info(nc)  # the server's INFO: version, max_payload, jetstream, tls...
     version = str(info.get("version", "0.0.0"))
     vt = _version_tuple(version)
     url = nc.connected_url
@@ -85,6 +86,7 @@ async def _checks(nc: NATS, settings: Settings, wait: float) -> list[Check]:
     )
     where = describe_servers([str(nc.connected_url.geturl())] if nc.connected_url else [])
     checks = [Check("connection", OK, f"connected to {where} (nats-server {version}, {tls})")]
+    checks.append(_transport_check(nc, settings))
 
     js_ok = False
     try:
@@ -109,7 +111,7 @@ async def _checks(nc: NATS, settings: Settings, wait: float) -> list[Check]:
                 "jetstream",
                 MISSING,
                 f"JetStream does not answer ({type(e).__name__}); "
-                "start nats-server with -js (`aether server` does)",
+                "start nats-server with JetStream enabled (-js)",
             )
         )
 
@@ -146,6 +148,31 @@ async def _checks(nc: NATS, settings: Settings, wait: float) -> list[Check]:
     if js_ok:
         checks += await _stream_checks(nc, settings, wait, vt)
     return checks
+
+
+def _transport_check(nc: NATS, settings: Settings) -> Check:
+    """TLS or plain text, and what the credentials are exposed to in plain text."""
+    if transport_is_tls(nc):
+        return Check("transport", OK, "TLS", required=False)
+    ns = settings.nats
+    in_url = any("@" in s.split("://", 1)[-1].split("/", 1)[0] for s in ns.servers)
+    secret = ns.password or ns.password_file or ns.token or ns.token_file or in_url
+    if secret:
+        return Check(
+            "transport",
+            WARN,
+            "plain text: the password or token is sent in plain text (the server does not "
+            "offer TLS; allowed by nats.allow_plaintext_auth or a loopback server)",
+            required=False,
+        )
+    if ns.nkey_seed_file or ns.creds_file:
+        return Check(
+            "transport",
+            WARN,
+            "plain text: NKey/JWT authentication sends no secret, but all traffic is readable",
+            required=False,
+        )
+    return Check("transport", INFO, "plain text, no authentication", required=False)
 
 
 async def _stream_checks(
@@ -224,7 +251,7 @@ async def _stream_checks(
             Check(
                 "cluster bucket",
                 INFO,
-                f"{cluster_bucket(ns)} does not exist yet (created by `aether node run`)",
+                f"{cluster_bucket(ns)} does not exist yet (the first cluster node creates it)",
                 required=False,
             )
         )

@@ -9,6 +9,7 @@ from, for ``aether config show``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -20,48 +21,123 @@ from urllib.parse import urlsplit
 import yaml
 
 from aether.errors import ConfigError
+from aether.subjects import inbox_prefix as namespace_inbox_prefix
 from aether.subjects import validate_namespace
 
 DEFAULT_CONFIG_FILES = ("aether.yaml", ".aether/config.yaml")
 """Looked up in the working directory when no file is named (first found wins)."""
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_RE = re.compile(r"^\s*(\d{1,15}(?:\.\d{1,9})?)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_SIZE_RE = re.compile(r"^\s*(\d{1,20})\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+
+MAX_DURATION = 100 * 365 * 86400.0
+"""The longest duration any setting or option accepts (100 years)."""
+
+MAX_SIZE = 2**60
+"""The largest size any setting accepts (1 EiB)."""
+
+MAX_CONFIG_FILE_BYTES = 1024 * 1024
+"""Config files larger than this are refused (1 MiB)."""
 
 
-def parse_duration(value: object, field: str = "duration") -> float:
-    """Seconds from a number or a string like ``500ms``, ``5s``, ``10m``, ``24h``, ``30d``."""
+def _fmt_duration(seconds: float) -> str:
+    for unit, mult in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+        if seconds >= mult and (seconds / mult).is_integer():
+            return f"{int(seconds / mult)}{unit}"
+    if seconds and seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    return f"{seconds:g}s"
+
+
+def _fmt_size(n: int) -> str:
+    for unit, mult in (("EiB", 2**60), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n >= mult and n % mult == 0:
+            return f"{n // mult}{unit}"
+    return f"{n} byte" if n == 1 else f"{n} bytes"
+
+
+def parse_duration(
+    value: object,
+    field: str = "duration",
+    *,
+    minimum: float = 0.0,
+    maximum: float = MAX_DURATION,
+) -> float:
+    """Seconds from a number or a string like ``500ms``, ``5s``, ``10m``, ``24h``, ``30d``.
+
+    Raises `ConfigError` naming `field` and the allowed range unless the value is a finite
+    duration from `minimum` to `maximum` seconds (default: 0 to 100 years).
+    """
+    rng = f"from {_fmt_duration(minimum)} to {_fmt_duration(maximum)}"
+    seconds: float | None = None
     if isinstance(value, bool):
-        raise ConfigError(f"{field}: must be a duration like 5s, got {value!r}")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ConfigError(f"{field}: must not be negative")
-        return float(value)
-    if isinstance(value, str):
+        seconds = None
+    elif isinstance(value, int | float):
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond float range
+            seconds = math.inf
+    elif isinstance(value, str):
         m = _DURATION_RE.match(value)
         if m:
-            return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    raise ConfigError(f"{field}: must be a duration like 500ms, 5s, 10m, 24h or 30d, got {value!r}")
+            seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    if seconds is None:
+        raise ConfigError(
+            f"{field}: must be a duration like 500ms, 5s, 10m, 24h or 30d ({rng}), "
+            f"got {_short(value)}"
+        )
+    if not math.isfinite(seconds) or not minimum <= seconds <= maximum:
+        raise ConfigError(f"{field}: must be a duration {rng}, got {_short(value)}")
+    return seconds
 
 
-def parse_size(value: object, field: str = "size") -> int:
-    """Bytes from an int or a string like ``512MB``, ``1GiB``; -1 means unlimited."""
+def parse_size(
+    value: object, field: str = "size", *, minimum: int = 0, maximum: int = MAX_SIZE
+) -> int:
+    """Bytes from an int or a string like ``512MB``, ``1GiB``; -1 means unlimited.
+
+    Raises `ConfigError` naming `field` and the allowed range unless the value is -1 or
+    from `minimum` to `maximum` bytes. Use `parse_limit` for a size where -1 is not allowed.
+    """
+    return _size(value, field, minimum, maximum, unlimited=True)
+
+
+def parse_limit(value: object, field: str, *, minimum: int, maximum: int) -> int:
+    """A size from `minimum` to `maximum` bytes (no "unlimited"); see `parse_size`."""
+    return _size(value, field, minimum, maximum, unlimited=False)
+
+
+def _size(value: object, field: str, minimum: int, maximum: int, *, unlimited: bool) -> int:
+    rng = f"from {_fmt_size(minimum)} to {_fmt_size(maximum)}"
+    if unlimited:
+        rng = f"-1 (unlimited) or a size {rng}"
+    n: int | None = None
     if isinstance(value, bool):
-        raise ConfigError(f"{field}: must be a size like 1GB, got {value!r}")
-    if isinstance(value, int):
-        if value < -1:
-            raise ConfigError(f"{field}: must be -1 (unlimited) or a size >= 0")
-        return value
-    if isinstance(value, str):
+        n = None
+    elif isinstance(value, int):
+        n = value
+    elif isinstance(value, str):
         m = _SIZE_RE.match(value)
         if m:
             unit = (m.group(2) or "B").upper().rstrip("B").rstrip("I")
             mult = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}[unit]
-            return int(m.group(1)) * mult
-        if value.strip() == "-1":
-            return -1
-    raise ConfigError(f"{field}: must be a size like 512MB or 1GiB, got {value!r}")
+            n = int(m.group(1)) * mult
+        elif value.strip() == "-1":
+            n = -1
+    if n is None:
+        raise ConfigError(f"{field}: must be a size like 512KB, 64MB or 1GiB ({rng})")
+    if n == -1 and unlimited:
+        return -1
+    if not minimum <= n <= maximum:
+        raise ConfigError(f"{field}: must be {rng}, got {_short(value)}")
+    return n
+
+
+def _short(value: object) -> str:
+    """`value` for an error message, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _parse_bool(value: object, field: str) -> bool:
@@ -84,8 +160,8 @@ def _parse_int(lo: int, hi: int | None = None) -> Callable[[object, str], int]:
             except ValueError:
                 raise ConfigError(f"{field}: must be an integer, got {value!r}") from None
         if not isinstance(value, int) or value < lo or (hi is not None and value > hi):
-            rng = f">= {lo}" if hi is None else f"between {lo} and {hi}"
-            raise ConfigError(f"{field}: must be an integer {rng}, got {value!r}")
+            rng = f">= {lo}" if hi is None else f"from {lo} to {hi}"
+            raise ConfigError(f"{field}: must be an integer {rng}, got {_short(value)}")
         return value
 
     return parse
@@ -94,7 +170,10 @@ def _parse_int(lo: int, hi: int | None = None) -> Callable[[object, str], int]:
 def _parse_str(value: object, field: str) -> str:
     if not isinstance(value, str | int | float) or isinstance(value, bool):
         raise ConfigError(f"{field}: must be a string")
-    return str(value)
+    text = str(value)
+    if len(text) > 4096:
+        raise ConfigError(f"{field}: must be at most 4096 characters")
+    return text
 
 
 def _parse_opt_str(value: object, field: str) -> str | None:
@@ -109,23 +188,33 @@ def _parse_servers(value: object, field: str) -> list[str]:
     if isinstance(value, str):
         items = [s.strip() for s in value.split(",") if s.strip()]
     elif isinstance(value, list | tuple):
-        items = [str(s).strip() for s in value if str(s).strip()]
+        if len(value) > MAX_SERVERS or not all(isinstance(s, str) for s in value):
+            raise ConfigError(f"{field}: must be a list of at most {MAX_SERVERS} URL strings")
+        items = [s.strip() for s in value if s.strip()]
     else:
         raise ConfigError(f"{field}: must be a URL or a list of URLs")
+    if len(items) > MAX_SERVERS:
+        raise ConfigError(f"{field}: must be a list of at most {MAX_SERVERS} URL strings")
     out = []
     for s in items:
         if "://" not in s:
             s = "nats://" + s
         scheme = s.split("://", 1)[0]
         if scheme not in ("nats", "tls", "ws", "wss"):
-            raise ConfigError(f"{field}: {mask_url(s)!r} must use nats://, tls://, ws:// or wss://")
+            raise ConfigError(
+                f"{field}: {_short(mask_url(s))} must use nats://, tls://, ws:// or wss://"
+            )
         _check_url(s, field)
         out.append(s)
     return out
 
 
+MAX_SERVERS = 64
+"""Most server URLs `nats.servers` takes."""
+
+
 def _check_url(url: str, field: str) -> None:
-    bad = f"{field}: {mask_url(url)!r} is not a valid server URL"
+    bad = f"{field}: {_short(mask_url(url))} is not a valid server URL"
     if any(c.isspace() or not c.isprintable() for c in url):
         raise ConfigError(bad + " (it contains whitespace or control characters)")
     try:
@@ -150,10 +239,15 @@ def mask_url(url: str) -> str:
     return (scheme + sep if sep else "") + host_part + slash + path
 
 
-def _parse_inbox_prefix(value: object, field: str) -> str:
+def _parse_inbox_prefix(value: object, field: str) -> str | None:
+    if value is None or value == "":
+        return None  # the namespace's own prefix
     v = _parse_str(value, field)
-    if not re.fullmatch(r"[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*", v):
-        raise ConfigError(f"{field}: must be subject tokens of A-Z, a-z, 0-9, '_', '-', '$'")
+    if len(v) > 128 or not re.fullmatch(r"[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*", v):
+        raise ConfigError(
+            f"{field}: must be at most 128 characters of subject tokens of A-Z, a-z, 0-9, "
+            "'_', '-', '$' separated by dots"
+        )
     return v
 
 
@@ -195,10 +289,27 @@ class NatsSettings:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_server_name: str | None = None
+    tls_required: bool = False
+    tls_handshake_first: bool = False
+    allow_plaintext_auth: bool = False
     connect_timeout: float = 2.0
     reconnect_attempts: int = 60
     reconnect_wait: float = 0.5
-    inbox_prefix: str = "_INBOX"
+    inbox_prefix: str | None = None
+    """None: the namespace's own prefix (`aether.subjects.inbox_prefix`)."""
+
+    @property
+    def wants_tls(self) -> bool:
+        """Whether TLS is configured: a tls:// or wss:// URL, a CA, a client certificate or
+        `tls_required`. The connection is then TLS or it fails."""
+        return bool(
+            self.tls_required
+            or self.tls_handshake_first
+            or self.tls_ca_file
+            or self.tls_cert_file
+            or self.tls_key_file
+            or any(s.startswith(("tls://", "wss://")) for s in self.servers)
+        )
 
 
 @dataclass(frozen=True)
@@ -290,6 +401,12 @@ class Settings:
 
         return _build(values, sources)
 
+    @property
+    def inbox_prefix(self) -> str:
+        """The reply-subject prefix clients use: `nats.inbox_prefix`, else the namespace's
+        own (`aether.subjects.inbox_prefix`), so replies are private to the namespace."""
+        return self.nats.inbox_prefix or namespace_inbox_prefix(self.namespace)
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with top-level fields changed (`dataclasses.replace`)."""
         return dataclasses.replace(self, **changes)
@@ -316,10 +433,18 @@ class Settings:
 
 SECRET_KEYS = frozenset({"nats.password", "nats.token"})
 
+
+def _duration(minimum: float, maximum: float) -> Callable[[object, str], float]:
+    def parse(value: object, field: str) -> float:
+        return parse_duration(value, field, minimum=minimum, maximum=maximum)
+
+    return parse
+
+
 _PARSERS: dict[str, Callable[[object, str], object]] = {
     "namespace": _parse_namespace,
     "store": _parse_store,
-    "max_event_bytes": lambda v, f: parse_size(v, f),
+    "max_event_bytes": lambda v, f: parse_limit(v, f, minimum=256, maximum=64 * 1024**2),
     "nats.servers": _parse_servers,
     "nats.name": _parse_str,
     "nats.user": _parse_opt_str,
@@ -333,15 +458,18 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "nats.tls_cert_file": _parse_opt_str,
     "nats.tls_key_file": _parse_opt_str,
     "nats.tls_server_name": _parse_opt_str,
-    "nats.connect_timeout": parse_duration,
-    "nats.reconnect_attempts": _parse_int(-1),
-    "nats.reconnect_wait": parse_duration,
+    "nats.tls_required": _parse_bool,
+    "nats.tls_handshake_first": _parse_bool,
+    "nats.allow_plaintext_auth": _parse_bool,
+    "nats.connect_timeout": _duration(0.01, 60.0),
+    "nats.reconnect_attempts": _parse_int(-1, 1_000_000),
+    "nats.reconnect_wait": _duration(0.0, 600.0),
     "nats.inbox_prefix": _parse_inbox_prefix,
     "jetstream.replicas": _parse_int(1, 5),
-    "jetstream.max_age": parse_duration,
-    "jetstream.max_bytes": parse_size,
-    "jetstream.duplicate_window": parse_duration,
-    "jetstream.publish_timeout": parse_duration,
+    "jetstream.max_age": _duration(0.0, MAX_DURATION),
+    "jetstream.max_bytes": lambda v, f: parse_size(v, f, minimum=1),
+    "jetstream.duplicate_window": _duration(0.0, 30 * 86400.0),
+    "jetstream.publish_timeout": _duration(0.01, 600.0),
     "jetstream.max_in_flight": _parse_int(1, 65536),
     "sqlite.path": _parse_str,
     "sqlite.synchronous": _parse_sync,
@@ -363,19 +491,55 @@ def _env_names(key: str) -> tuple[str, ...]:
     return ("AETHER_" + key.replace(".", "_").upper(), *_ENV_ALIASES.get(key, ()))
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses aliases (``*name``): a few hundred bytes of nested
+    aliases would otherwise expand to gigabytes. Settings never need them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def read_limited(path: Path, limit: int) -> bytes:
+    """At most `limit` bytes of file `path`; `OverflowError` if it holds more.
+
+    Reads ``limit + 1`` bytes at most, so ``/dev/zero`` or a huge file ends at once.
+    """
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OverflowError(limit)
+    return data
+
+
 def _read_yaml(path: Path) -> dict[str, object]:
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.is_dir():
+            raise ConfigError(f"config file {path}: is a directory")
+        raw = read_limited(path, MAX_CONFIG_FILE_BYTES)
+        text = raw.decode("utf-8")
     except OSError as e:
         raise ConfigError(f"config file {path}: cannot be read ({e.strerror})") from None
+    except OverflowError:
+        raise ConfigError(
+            f"config file {path}: is larger than {MAX_CONFIG_FILE_BYTES} bytes"
+        ) from None
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path}: is not UTF-8 text") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_NoAliasLoader)  # a safe loader without aliases
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {path}: is not valid YAML{where}") from None
+        problem = getattr(e, "problem", None)
+        why = f" ({problem})" if problem == "aliases are not allowed" else ""
+        raise ConfigError(f"config file {path}: is not valid YAML{where}{why}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path}: is nested too deeply") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -389,7 +553,8 @@ def _read_yaml(path: Path) -> dict[str, object]:
             flat[str(k)] = v
     for key in flat:
         if key not in _PARSERS:
-            raise ConfigError(f"config file {path}: {key}: unknown setting")
+            shown = key if len(key) <= 60 else key[:57] + "..."
+            raise ConfigError(f"config file {path}: {shown}: unknown setting")
     return flat
 
 

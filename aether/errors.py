@@ -5,9 +5,10 @@
     AetherError                       .retriable: may the same call succeed if repeated?
     ├── ValidationError (ValueError)  bad input; nothing was written (.field, .rule)
     │   ├── InvalidIdentifierError    namespace, event type, actor id, node id, slice
-    │   └── InvalidEventError         malformed event or snapshot, too deep, cyclic...
-    │       ├── EventTooLargeError    encoded size above the limit (.size, .limit)
-    │       └── UnitTooLargeError     more events in one unit of work than the store takes
+    │   ├── InvalidEventError         malformed event or snapshot, too deep, cyclic...
+    │   │   ├── EventTooLargeError    encoded size above the limit (.size, .limit)
+    │   │   └── UnitTooLargeError     more events in one unit of work than the store takes
+    │   └── InvalidLineError          a line of JSON-lines input (.line; .field "line N")
     ├── VersionConflictError          an actor was not at the expected version (.conflicts)
     ├── NotFoundError                 no such store file, namespace, stream, snapshot...
     ├── ConfigError                   invalid settings
@@ -82,6 +83,18 @@ class UnitTooLargeError(InvalidEventError):
             f"a unit of work holds at most {limit} events on this store, got {size} "
             "(it is never split: append smaller units)",
         )
+
+
+class InvalidLineError(ValidationError):
+    """A line of JSON-lines input (`aether.jsonl`) is invalid; nothing was written.
+
+    `line` is its number (1-based); `field` is ``"line N"`` and `rule` says what is wrong,
+    naming the event field where there is one (``"id: must be ..."``).
+    """
+
+    def __init__(self, line: int, rule: str) -> None:
+        self.line = line
+        super().__init__(f"line {line}", rule)
 
 
 @dataclass(frozen=True, slots=True)

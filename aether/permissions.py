@@ -5,10 +5,18 @@ for namespace `ns` (derived by recording every subject a full workload publishes
 a real server; ``tests/ops/test_permissions.py`` keeps it honest). `render_permissions`
 prints them as a nats-server ``permissions`` block for a user entry.
 
-Streams of namespace ``ns``: ``AETHER_ns`` (events), ``AETHER_ns_SNAPSHOTS`` and the KV
-bucket ``aether_ns_cluster`` (stream ``KV_aether_ns_cluster``). The user may create and
-read them, create, read and delete its consumers, and use direct get; it may not delete
-or purge a stream, nor touch any other namespace's subjects.
+Resources of namespace ``ns`` (`aether.subjects`): the streams ``AETHER_ns`` (events),
+``AETHERSNAP_ns`` (snapshots) and ``AETHERPROC_ns`` (processor state), the KV buckets
+``aethercluster_ns`` and ``aetherproc_ns`` (streams ``KV_...``), the subjects
+``aether.ns.>`` and the reply inboxes ``_INBOX_aether.ns.>`` (`aether.subjects.inbox_prefix`,
+which the client uses by default). Every name is exact, never a prefix wildcard, and no
+namespace can spell another's names, so the template grants nothing of any other
+namespace: not its streams, buckets, subjects or replies (never ``_INBOX.>``). The user
+may create and read its streams, create, read and delete their consumers, use direct
+get, and put and read its KV keys; it may not delete or purge a stream.
+
+Writers outside aether are kept off a namespace by the same means: give them no
+``publish`` permission on ``aether.ns.>``.
 """
 
 from __future__ import annotations
@@ -16,7 +24,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from aether.subjects import cluster_bucket, snapshot_stream_name, stream_name, validate_namespace
+from aether.subjects import (
+    cluster_bucket,
+    inbox_prefix,
+    processor_bucket,
+    processor_stream_name,
+    snapshot_stream_name,
+    stream_name,
+    validate_namespace,
+)
 
 
 @dataclass(frozen=True)
@@ -27,20 +43,32 @@ class Permissions:
     subscribe: tuple[str, ...]
 
 
-def namespace_streams(namespace: str) -> tuple[str, str, str]:
-    """The three JetStream streams of a namespace: events, snapshots, cluster KV."""
+def namespace_buckets(namespace: str) -> tuple[str, str]:
+    """The KV buckets of a namespace: cluster state, processor state."""
+    return (cluster_bucket(namespace), processor_bucket(namespace))
+
+
+def namespace_streams(namespace: str) -> tuple[str, ...]:
+    """The JetStream streams of a namespace: events, snapshots, processor state and the
+    streams behind its KV buckets."""
     return (
         stream_name(namespace),
         snapshot_stream_name(namespace),
-        f"KV_{cluster_bucket(namespace)}",
+        processor_stream_name(namespace),
+        *(f"KV_{b}" for b in namespace_buckets(namespace)),
     )
 
 
-def namespace_permissions(namespace: str, inbox_prefix: str = "_INBOX") -> Permissions:
-    """Exactly what a user of namespace `namespace` needs (see the module doc)."""
+def namespace_permissions(namespace: str, reply_prefix: str | None = None) -> Permissions:
+    """Exactly what a user of namespace `namespace` needs (see the module doc).
+
+    `reply_prefix` is the inbox prefix the user's clients use (``nats.inbox_prefix``);
+    by default the namespace's own, `aether.subjects.inbox_prefix(namespace)`.
+    """
     ns = validate_namespace(namespace)
+    inbox = reply_prefix or inbox_prefix(ns)
     api = "$JS.API"
-    publish = [f"aether.{ns}.>", f"$KV.{cluster_bucket(ns)}.>", f"{api}.INFO"]
+    publish = [f"aether.{ns}.>", *(f"$KV.{b}.>" for b in namespace_buckets(ns)), f"{api}.INFO"]
     for s in namespace_streams(ns):
         publish += [
             f"{api}.STREAM.INFO.{s}",
@@ -50,20 +78,22 @@ def namespace_permissions(namespace: str, inbox_prefix: str = "_INBOX") -> Permi
             f"{api}.DIRECT.GET.{s}.>",
             f"{api}.CONSUMER.CREATE.{s}",
             f"{api}.CONSUMER.CREATE.{s}.>",
+            f"{api}.CONSUMER.DURABLE.CREATE.{s}.*",
             f"{api}.CONSUMER.INFO.{s}.*",
             f"{api}.CONSUMER.DELETE.{s}.*",
             f"{api}.CONSUMER.MSG.NEXT.{s}.*",
             f"$JS.ACK.{s}.>",
             f"$JS.FC.{s}.>",
         ]
-    publish.append(f"{inbox_prefix}.>")  # replies to node RPC requests
-    subscribe = [f"aether.{ns}.>", f"{inbox_prefix}.>"]
+    publish.append(f"{inbox}.>")  # replies to node RPC requests
+    subscribe = [f"aether.{ns}.>", f"{inbox}.>"]
     return Permissions(tuple(publish), tuple(subscribe))
 
 
-def render_permissions(namespace: str, inbox_prefix: str = "_INBOX") -> str:
-    """A nats-server ``permissions`` block (for a user entry) confining it to `namespace`."""
-    p = namespace_permissions(namespace, inbox_prefix)
+def render_permissions(namespace: str, reply_prefix: str | None = None) -> str:
+    """A nats-server ``permissions`` block (for a user entry) confining it to `namespace`
+    (`reply_prefix`: as in `namespace_permissions`)."""
+    p = namespace_permissions(namespace, reply_prefix)
 
     def block(items: tuple[str, ...]) -> list[str]:
         return [f"      {json.dumps(s)}" for s in items]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
+import traceback
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from aether.errors import (
     ConfigError,
     NatsUnavailableError,
     NotFoundError,
+    PermissionDeniedError,
     TlsRequiredError,
     ValidationError,
     VersionConflictError,
@@ -91,12 +94,61 @@ def exit_code_for(exc: BaseException) -> int:
     return EXIT_ERROR
 
 
+def hint_for(exc: BaseException) -> str:
+    """What the CLI adds to a library error's message: how to fix it with the CLI (the
+    library's messages name settings and fields, never command-line flags)."""
+    text = str(exc)
+    if isinstance(exc, ConfigError) and text.startswith("nats.servers: no NATS server"):
+        return " (use --server, AETHER_NATS_URL or the config file; `aether server` starts one)"
+    if isinstance(exc, NatsUnavailableError) and text.endswith("connection refused"):
+        return " (is nats-server running? `aether server` starts one)"
+    if isinstance(exc, PermissionDeniedError):
+        return " (see `aether config permissions NAMESPACE`)"
+    return ""
+
+
+def fail_for(exc: BaseException, debug: bool, code: int | None = None) -> NoReturn:
+    """Exit for library error `exc`: one line (plus the CLI's hint) and its exit code;
+    with `debug` the traceback first, the exit code unchanged."""
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    fail(str(exc) + hint_for(exc), exit_code_for(exc) if code is None else code)
+
+
+def strict_int(
+    option: str, minimum: int | None = None, maximum: int | None = None
+) -> Callable[[object], int]:
+    """A typer ``parser`` for an integer option: decimal digits only (``1.0``, ``1e3`` and
+    ``0x10`` are refused), range-checked; errors are usage errors (exit 2)."""
+    lo = "" if minimum is None else str(minimum)
+    hi = "" if maximum is None else str(maximum)
+    rng = f"from {lo} to {hi}" if lo and hi else (f">= {lo}" if lo else f"<= {hi}")
+
+    def parse(value: object) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            n = value
+        else:
+            text = str(value).strip()
+            if not re.fullmatch(r"[+-]?[0-9]{1,30}", text):
+                shown = text if len(text) <= 40 else text[:37] + "..."
+                raise typer.BadParameter(f"{shown!r} is not an integer", param_hint=option)
+            n = int(text)
+        if (minimum is not None and n < minimum) or (maximum is not None and n > maximum):
+            raise typer.BadParameter(f"must be an integer {rng}, got {n}", param_hint=option)
+        return n
+
+    return parse
+
+
 def run(ctx: typer.Context, body: Callable[[], Coroutine[Any, Any, T]] | Awaitable[T]) -> T:
-    """Run an async command body; map errors to one line and an exit code; Ctrl-C exits 0."""
+    """Run an async command body; map errors to one line and an exit code; Ctrl-C exits 0.
+
+    With ``--debug`` the traceback is printed first and the exit code stays the same.
+    """
     state = cli_state(ctx)
     try:
         if callable(body):
-            return asyncio.run(body())  # type: ignore[arg-type]
+            return asyncio.run(body())
         return asyncio.run(body)  # type: ignore[arg-type]
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_OK) from None
@@ -106,16 +158,14 @@ def run(ctx: typer.Context, body: Callable[[], Coroutine[Any, Any, T]] | Awaitab
         _silence_stdout()
         raise typer.Exit(EXIT_OK) from None
     except AetherError as e:
-        if state.debug:
-            raise
-        fail(str(e), exit_code_for(e))
+        fail_for(e, state.debug)
     except OSError as e:
         if state.debug:
-            raise
+            traceback.print_exception(e, file=sys.stderr)
         fail(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
     except Exception as e:  # a bug: still one line, the traceback is behind --debug
         if state.debug:
-            raise
+            traceback.print_exception(e, file=sys.stderr)
         fail(f"unexpected {type(e).__name__}: {e} (run with --debug for the traceback)")
 
 
@@ -134,9 +184,7 @@ def settings_or_fail(ctx: typer.Context) -> Settings:
     try:
         return state.settings
     except AetherError as e:
-        if state.debug:
-            raise
-        fail(str(e), exit_code_for(e))
+        fail_for(e, state.debug)
 
 
 def print_json(value: object) -> None:

@@ -8,6 +8,7 @@ so importing a command first cannot leave it unregistered.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -54,15 +55,47 @@ __all__ = [
 ]
 
 
+_INTEGER_RE = re.compile(r"[+-]?[0-9]+")
+
+
+def _integers_are_integers() -> None:
+    """Integer options and arguments of every command take decimal digits only: typer's
+    lax coercion would read ``-e 1.0`` as 1 (and ``1e3`` as 1000). Anything else is a
+    usage error (exit 2) naming the option."""
+    from typer.core import _TyperParameter
+
+    process = _TyperParameter.process_value
+    if getattr(process, "_aether_ints", False):
+        return
+
+    def process_value(self: Any, ctx: Any, value: Any) -> Any:
+        desc = getattr(self, "type_descriptor", None)
+        annotation = getattr(desc, "annotation", None)
+        parser = getattr(getattr(desc, "parameter_info", None), "parser", None)
+        if annotation is int and parser is None:
+            raw = value if isinstance(value, list | tuple) else [value]
+            for v in raw:
+                if isinstance(v, str) and not _INTEGER_RE.fullmatch(v.strip()):
+                    shown = v if len(v) <= 40 else v[:37] + "..."
+                    raise typer.BadParameter(f"{shown!r} is not an integer", ctx=ctx, param=self)
+        return process(self, ctx, value)
+
+    process_value._aether_ints = True  # type: ignore[attr-defined]
+    _TyperParameter.process_value = process_value  # type: ignore[method-assign]
+
+
+_integers_are_integers()
+
+
 class OneLineErrorsGroup(TyperGroup):
     """The root command group: usage errors become one ``error:`` line on stderr (exit 2)."""
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         """Run the CLI; in standalone mode print usage errors as one line and exit."""
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
         try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)
+            rv = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
         except typer.Abort:
             err.print("error: aborted", markup=False)
             sys.exit(EXIT_ERROR)

@@ -231,3 +231,62 @@ def test_config_example_documents_every_key_with_its_default() -> None:
         while lines[above].strip() and not lines[above].strip().startswith("#"):
             above -= 1  # another key of the same group
         assert lines[above].strip().startswith("#"), f"{key} has no comment"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("max_event_bytes", -1, "from 256 bytes to 64MiB"),
+        ("jetstream.max_age", 1e400, "from 0s to 36500d"),
+        ("jetstream.max_bytes", 2**70, "-1 (unlimited) or a size from 1 byte to 1EiB"),
+        ("jetstream.publish_timeout", 0, "from 10ms to 10m"),
+        ("nats.connect_timeout", "5000d", "from 10ms to 1m"),
+        ("nats.reconnect_attempts", 2**40, "from -1 to 1000000"),
+        ("jetstream.max_in_flight", 1.0, "from 1 to 65536"),
+    ],
+)
+def test_numeric_settings_name_key_and_range(key: str, value: object, allowed: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        Settings.load(overrides={key: value}, env={}, search_default_files=False)
+    assert str(e.value).startswith(f"{key}: ") and allowed in str(e.value), str(e.value)
+
+
+def test_yaml_aliases_and_huge_files_are_refused(tmp_path: Path) -> None:
+    conf = tmp_path / "a.yaml"
+    conf.write_text("x: &x nats://127.0.0.1:4222\nnats:\n  servers: [*x]\n")
+    with pytest.raises(ConfigError, match="aliases are not allowed"):
+        Settings.load(conf, env={})
+    conf.write_text("namespace: a\n" + "# padding\n" * 200_000)
+    with pytest.raises(ConfigError, match="larger than"):
+        Settings.load(conf, env={})
+    with pytest.raises(ConfigError, match="larger than"):
+        Settings.load("/dev/zero", env={})
+    with pytest.raises(ConfigError, match="is a directory"):
+        Settings.load(tmp_path, env={})
+
+
+def test_inbox_prefix_is_the_namespaces_own_by_default() -> None:
+    s = Settings.load(overrides={"namespace": "orders"}, env={}, search_default_files=False)
+    assert s.nats.inbox_prefix is None and s.inbox_prefix == "_INBOX_aether.orders"
+    s = Settings.load(
+        overrides={"namespace": "orders", "nats.inbox_prefix": "_I_orders"},
+        env={},
+        search_default_files=False,
+    )
+    assert s.inbox_prefix == "_I_orders"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "tls"),
+    [
+        ({"nats.servers": "nats://h:1"}, False),
+        ({"nats.servers": "tls://h:1"}, True),
+        ({"nats.servers": "wss://h:1"}, True),
+        ({"nats.servers": "nats://h:1", "nats.tls_required": "true"}, True),
+        ({"nats.servers": "nats://h:1", "nats.tls_ca_file": "ca.pem"}, True),
+        ({"nats.servers": "nats://h:1", "nats.tls_cert_file": "c.pem"}, True),
+    ],
+)
+def test_wants_tls(overrides: dict[str, object], tls: bool) -> None:
+    s = Settings.load(overrides=overrides, env={}, search_default_files=False)
+    assert s.nats.wants_tls is tls

@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+import traceback
+from pathlib import Path
+from typing import IO, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from aether.errors import AetherError, ValidationError
-from aether.event import Event, encode_event, event_to_dict, validate_event
-from aether.store.base import EventStore
-from aether_cli.bulk import BulkItem, assign_versions, parse_lines, plan_batches
+from aether.errors import AetherError, InvalidEventError, ValidationError
+from aether.event import (
+    Event,
+    JSONValue,
+    encode_event,
+    event_to_dict,
+    loads_json_object,
+    validate_event,
+)
+from aether.jsonl import ImportProgress, import_lines
 from aether_cli.context import (
     EXIT_USAGE,
     cli_state,
     err,
     exit_code_for,
     fail,
+    fail_for,
+    hint_for,
     out,
     print_json,
     run,
     settings_or_fail,
+    strict_int,
 )
-from aether_cli.session import json_object_option, read_input, store_session
+from aether_cli.session import explain_non_finite, store_session
+
+MAX_VERSION = 2**63 - 2
+"""The largest --expect-version (the next version must fit in a signed 64-bit integer)."""
 
 
 def register(app: typer.Typer) -> None:
@@ -63,9 +78,10 @@ def append(
         typer.Option(
             "--expect-version",
             "-e",
-            min=0,
             help="Append only if the actor's latest version is N (0: a new actor); "
             "else exit 3. Default: whatever is latest.",
+            parser=strict_int("--expect-version", 0, MAX_VERSION),
+            metavar="N",
         ),
     ] = None,
     file: Annotated[
@@ -103,13 +119,15 @@ def append(
                 event_type=event_type,
                 actor_id=actor,
                 version=1 if expect_version is None else expect_version + 1,
-                data=json_object_option(data, "--data"),
-                metadata=json_object_option(metadata, "--metadata"),  # type: ignore[arg-type]
+                data=_json_option(data, "--data", settings.max_event_bytes),
+                metadata=_json_option(metadata, "--metadata", settings.max_event_bytes),
             )
         )
         encode_event(event, settings.max_event_bytes)
     except ValidationError as e:
-        fail(str(e), EXIT_USAGE)
+        fail_for(e, cli_state(ctx).debug, EXIT_USAGE)
+    except RecursionError:
+        fail("--data/--metadata: nested too deeply", EXIT_USAGE)
     as_json = cli_state(ctx).json or json_output
 
     async def body() -> None:
@@ -139,66 +157,120 @@ def append(
     run(ctx, body)
 
 
+def _open_input(source: str, option: str) -> IO[bytes]:
+    if source == "-":
+        return sys.stdin.buffer
+    path = Path(source)
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "Is a directory")
+        return path.open("rb")
+    except OSError as e:
+        raise InvalidEventError(option, f"cannot read {source!r} ({e.strerror})") from None
+
+
+def _read_bounded(source: str, option: str, limit: int) -> bytes:
+    """At most `limit` bytes of `source` (``-``: stdin), or `InvalidEventError`: a file
+    like /dev/zero ends at once."""
+    f = _open_input(source, option)
+    try:
+        data = f.read(limit + 1)
+    except OSError as e:
+        raise InvalidEventError(option, f"cannot read {source!r} ({e.strerror})") from None
+    finally:
+        if f is not sys.stdin.buffer:
+            f.close()
+    if len(data) > limit:
+        raise InvalidEventError(
+            option, f"{source!r} is larger than max_event_bytes ({limit} bytes)"
+        )
+    return data
+
+
+def _json_option(value: str | None, option: str, limit: int) -> dict[str, JSONValue]:
+    """A JSON-object option: inline JSON, ``@file.json`` or ``@-`` (read at most `limit`
+    bytes); None gives ``{}``."""
+    if value is None:
+        return {}
+    text: str | bytes = value
+    if value.startswith("@"):
+        text = _read_bounded(value[1:], option, limit)
+    try:
+        return loads_json_object(text, option)
+    except InvalidEventError:
+        explain_non_finite(text, option)
+        raise
+
+
 def _append_file(ctx: typer.Context, source: str, json_output: bool) -> None:
     settings = settings_or_fail(ctx)
-    as_json = cli_state(ctx).json or json_output
+    state = cli_state(ctx)
+    as_json = state.json or json_output
     try:
-        items = parse_lines(read_input(source, "--file"), settings.max_event_bytes)
+        stream = _open_input(source, "--file")
     except ValidationError as e:
-        fail(f"{_name(source)}: {e}", EXIT_USAGE)
-
-    async def body() -> None:
-        async with store_session(settings) as store:
-            try:
-                await assign_versions(items, store.get_latest_version, store.list_actors)
-            except ValidationError as e:
-                fail(f"{_name(source)}: {e}", EXIT_USAGE)
-            batches = plan_batches(items)
-            written, versions = await _write(store, batches, show=not as_json)
-        if as_json:
-            print_json({"appended": written, "batches": len(batches), "actors": versions})
-        else:
-            out.print(
-                f"Appended {_count(written, 'event')} to {_count(len(versions), 'actor')} "
-                f"in {_count(len(batches), 'batch')}",
-                markup=False,
-            )
-
-    run(ctx, body)
-
-
-async def _write(
-    store: EventStore, batches: list[list[BulkItem]], *, show: bool
-) -> tuple[int, dict[str, int]]:
-    """Save the batches in order with a progress bar; return the count and last versions."""
-    total = sum(len(b) for b in batches)
-    written = 0
-    versions: dict[str, int] = {}
-    progress = Progress(
+        fail_for(e, state.debug, EXIT_USAGE)
+    progress = ImportProgress()
+    bar = Progress(
         TextColumn("appending"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err,
-        disable=not show or not err.is_terminal,
+        disable=as_json or not err.is_terminal,
         transient=False,
     )
-    with progress:
-        task = progress.add_task("append", total=total)
-        for batch in batches:
+
+    async def body() -> None:
+        async with store_session(settings) as store:
+            task = None
+
+            def advanced(p: ImportProgress) -> None:
+                nonlocal task
+                if task is None:
+                    task = bar.add_task("append", total=p.batches)
+                bar.update(task, completed=p.batches_written)
+
             try:
-                await store.save_events([item.event for item in batch])
-            except AetherError as e:  # the earlier batches stay written: say how far it got
-                line = batch[0].line
+                with bar:
+                    result = await import_lines(
+                        store,
+                        stream,
+                        max_event_bytes=settings.max_event_bytes,
+                        progress=progress,
+                        on_unit=advanced,
+                    )
+            except AetherError as e:
+                line = progress.failed_line
+                if line is None and not isinstance(e, ValidationError):
+                    raise  # before any unit (e.g. NATS unreachable): the usual mapping
+                if state.debug:
+                    traceback.print_exception(e, file=sys.stderr)
+                if line is None:  # a bad line (or version): nothing was written
+                    fail(f"{_name(source)}: {e}", EXIT_USAGE)
+                # a unit the store refused: the earlier units stay written
+                code = EXIT_USAGE if isinstance(e, ValidationError) else exit_code_for(e)
                 fail(
-                    f"line {line}: {e}; {_count(written, 'earlier event')} written, "
-                    f"nothing from line {line} on",
-                    exit_code_for(e),
+                    f"line {line}: {e}{hint_for(e)}; {_count(progress.appended, 'earlier event')} "
+                    f"written, nothing from line {line} on",
+                    code,
                 )
-            written += len(batch)
-            versions[batch[-1].event.actor_id] = batch[-1].event.version
-            progress.advance(task, len(batch))
-    return written, versions
+        if as_json:
+            print_json(
+                {"appended": result.appended, "batches": result.batches, "actors": result.actors}
+            )
+        else:
+            out.print(
+                f"Appended {_count(result.appended, 'event')} to "
+                f"{_count(len(result.actors), 'actor')} in {_count(result.batches, 'batch')}",
+                markup=False,
+            )
+
+    try:
+        run(ctx, body)
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
 
 
 def _name(source: str) -> str:

@@ -89,7 +89,9 @@ def config_permissions(
     inbox_prefix: Annotated[
         str | None,
         typer.Option(
-            "--inbox-prefix", help="Inbox prefix the user's clients use (nats.inbox_prefix)."
+            "--inbox-prefix",
+            help="Inbox prefix the user's clients use (nats.inbox_prefix; default: the "
+            "namespace's own, _INBOX_aether.NAMESPACE).",
         ),
     ] = None,
     json_output: Annotated[bool, _JSON] = False,
@@ -100,8 +102,9 @@ def config_permissions(
         validate_namespace(namespace, "NAMESPACE")
     except ValidationError as e:
         fail(str(e), EXIT_USAGE)
+    prefix: str | None
     if inbox_prefix is None:
-        prefix = settings_or_fail(ctx).nats.inbox_prefix
+        prefix = settings_or_fail(ctx).nats.inbox_prefix  # None: the namespace's own
     elif _valid_prefix(inbox_prefix):
         prefix = inbox_prefix
     else:

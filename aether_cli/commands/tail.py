@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import orjson
@@ -15,10 +15,14 @@ import typer
 from rich.text import Text
 
 from aether.config import Settings, parse_duration
-from aether.errors import ConfigError, InvalidEventError
+from aether.errors import ConfigError, InvalidEventError, ValidationError
 from aether.event import Event, event_to_dict, format_timestamp, parse_timestamp, utc_now
-from aether.store.base import EventStore
-from aether.subjects import validate_actor_id, validate_event_type, validate_namespace
+from aether.subjects import (
+    parse_slices,
+    validate_actor_id,
+    validate_event_type,
+    validate_namespace,
+)
 from aether_cli.context import (
     EXIT_USAGE,
     cli_state,
@@ -28,6 +32,7 @@ from aether_cli.context import (
     print_json,
     run,
     settings_or_fail,
+    strict_int,
 )
 from aether_cli.session import store_session
 
@@ -51,6 +56,7 @@ class TailOptions:
     since: datetime | None
     count: int | None
     as_json: bool
+    slices: frozenset[int] | None = None
 
 
 def tail(
@@ -74,7 +80,12 @@ def tail(
     ] = False,
     from_position: Annotated[
         int | None,
-        typer.Option("--from-position", min=1, help="Begin at this global position."),
+        typer.Option(
+            "--from-position",
+            help=f"Begin at this global position (1 to {MAX_POSITION}).",
+            parser=strict_int("--from-position", 1, MAX_POSITION),
+            metavar="P",
+        ),
     ] = None,
     since: Annotated[
         str | None,
@@ -85,7 +96,22 @@ def tail(
         ),
     ] = None,
     count: Annotated[
-        int | None, typer.Option("--count", min=1, help="Exit after printing N events.")
+        int | None,
+        typer.Option(
+            "--count",
+            help="Exit after printing N events.",
+            parser=strict_int("--count", 1, MAX_POSITION),
+            metavar="N",
+        ),
+    ] = None,
+    slices: Annotated[
+        str | None,
+        typer.Option(
+            "--slices",
+            help="Only actors of these slices (0-1023), e.g. 0-127 or 0-7,512 "
+            "(the store selects them on the server).",
+            metavar="RANGES",
+        ),
     ] = None,
     bus: Annotated[
         bool,
@@ -124,10 +150,20 @@ def tail(
             "(use --bus to follow a pattern live)",
             EXIT_USAGE,
         )
+    if bus and slices is not None:
+        fail("--slices selects stored events: drop --bus or --slices", EXIT_USAGE)
     settings = settings_or_fail(ctx)
     try:
         cutoff = _parse_since(since) if since is not None else None
-    except ConfigError as e:
+        chosen_slices = parse_slices(slices, "--slices") if slices is not None else None
+        if chosen is not None and "*" not in chosen:
+            validate_namespace(chosen, "NAMESPACE")
+        if event_type:
+            for t in event_type:
+                validate_event_type(t, "--type")
+        if actor is not None:
+            validate_actor_id(actor, "--actor")
+    except (ConfigError, ValidationError) as e:
         fail(str(e), EXIT_USAGE)
     opts = TailOptions(
         target=chosen if chosen is not None and "*" in chosen else settings.namespace,
@@ -137,19 +173,30 @@ def tail(
         since=cutoff,
         count=count,
         as_json=state.json or json_output,
+        slices=chosen_slices,
     )
     body = _tail_bus if bus else _tail_store
     run(ctx, lambda: _until_stdout_closes(body(settings, opts)))
 
 
+MAX_POSITION = 2**63 - 1
+"""The largest global position a store can hold (a signed 64-bit integer)."""
+
+
 def _parse_since(value: str) -> datetime:
     text = value.strip()
+    shown = repr(value) if len(value) <= 60 else repr(value[:57] + "...")
     if "T" in text or (text.count("-") >= 2 and ":" in text):
         try:
-            return parse_timestamp(text)
-        except (ValueError, InvalidEventError):
-            raise ConfigError(f"--since: {value!r} is not an RFC 3339 time") from None
-    return utc_now() - timedelta(seconds=parse_duration(text, "--since"))
+            ts = parse_timestamp(text)
+            ts.astimezone(UTC)  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            return ts
+        except (ValueError, InvalidEventError, OverflowError):
+            raise ConfigError(
+                f"--since: {shown} is not an RFC 3339 time between years 1 and 9999 (UTC)"
+            ) from None
+    seconds = parse_duration(text, "--since")  # range-checked: at most 100 years
+    return utc_now() - timedelta(seconds=seconds)
 
 
 def _check_filters(opts: TailOptions) -> None:
@@ -165,13 +212,17 @@ async def _tail_store(settings: Settings, opts: TailOptions) -> None:
     _check_filters(opts)
     show = _printer(opts, None)
     async with store_session(settings, create=False) as store:
-        start = opts.start if opts.start is not None else await head_position(store) + 1
+        start = opts.start if opts.start is not None else await store.last_position() + 1
+        which = "" if opts.slices is None else f", {len(opts.slices)} of 1024 slices"
         _notice(
-            f"following namespace {opts.target!r} ({settings.resolved_store} store) "
+            f"following namespace {opts.target!r} ({settings.resolved_store} store{which}) "
             f"from position {start}; Ctrl-C to stop"
         )
         printed = 0
-        events = store.watch(from_position=start)
+        if opts.slices is None:
+            events = store.watch(from_position=start)
+        else:
+            events = store.watch(from_position=start, slices=opts.slices)
         async with contextlib.aclosing(events):  # type: ignore[type-var]
             async for e in events:
                 if not _wanted(e, opts):
@@ -216,39 +267,6 @@ def _wanted(e: Event, opts: TailOptions) -> bool:
     if opts.actor is not None and e.actor_id != opts.actor:
         return False
     return opts.since is None or e.timestamp >= opts.since
-
-
-async def head_position(store: EventStore) -> int:
-    """The position of the newest stored event (0 if none), in O(log n) short reads."""
-    last = getattr(store, "last_position", None)
-    if callable(last):
-        return int(await last())
-    first = await _first_position_from(store, 1)
-    if first is None:
-        return 0
-    lo, step = first, 1  # an event exists at lo
-    while True:
-        found = await _first_position_from(store, lo + step)
-        if found is None:
-            break
-        lo, step = found, step * 2
-    hi = lo + step  # nothing at or after hi
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        found = await _first_position_from(store, mid)
-        if found is None:
-            hi = mid
-        else:
-            lo = found  # < hi
-    return lo
-
-
-async def _first_position_from(store: EventStore, position: int) -> int | None:
-    events: AsyncIterator[Event] = store.read_all(position)
-    async with contextlib.aclosing(events):  # type: ignore[type-var]
-        async for e in events:
-            return e.position
-    return None
 
 
 def _notice(message: str) -> None:

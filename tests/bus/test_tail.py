@@ -268,3 +268,34 @@ async def test_usage_errors_exit_2_with_one_line(args: list[str]) -> None:
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 2
     assert out == b"" and len(err.decode().strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "jetstream"])
+async def test_tail_slices_selects_the_actors_of_those_slices(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    from aether.subjects import slice_of
+
+    overrides: dict[str, object] = {"namespace": "demo"}
+    server_args: list[str] = []
+    if kind == "jetstream":
+        server: NatsServer = request.getfixturevalue("nats_server")
+        overrides["nats.servers"] = server.url
+        server_args = ["-s", server.url]
+    actors = [f"order-{i}" for i in range(40)]
+    low = [a for a in actors if slice_of(a) < 512]
+    store = await open_store(Settings.load(overrides=overrides, search_default_files=False))
+    try:
+        for a in actors:
+            await store.save_event(Event("Placed", a, 1, {"slice": slice_of(a)}))
+    finally:
+        await store.close()
+    proc = await asyncio.create_subprocess_exec(
+        AETHER, *server_args, "tail", "demo", "--from-start", "--slices", "0-511",
+        "--count", str(len(low)), "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err
+    assert [orjson.loads(x)["actor_id"] for x in out.splitlines()] == low
+    assert b"512 of 1024 slices" in err

@@ -83,3 +83,38 @@ def test_sqlite_path_from_environment(
     assert cli("append", "a", "X").code == 0
     assert (tmp_path / "elsewhere" / "e.db").is_file()
     assert not (tmp_path / ".aether").exists()
+
+
+def test_boolean_flags_show_no_metavar(cli: Cli) -> None:
+    for args in (["--help"], ["tail", "--help"], ["append", "--help"], ["config", "check", "-h"]):
+        res = cli(*args)
+        assert res.code == 0, res.stderr
+        assert "<bool>" not in res.stdout, (args, res.stdout)
+    assert "--json" in cli("--help").stdout
+
+
+def test_the_cli_adds_hints_the_library_does_not(cli: Cli) -> None:
+    import asyncio
+
+    from aether.config import Settings
+    from aether.connect import connect
+    from aether.errors import ConfigError, NatsUnavailableError
+    from tests.servers import free_port
+
+    res = cli("--store", "jetstream", "versions")
+    assert res.code == 2
+    assert "nats.servers" in res.stderr and "--server" in res.stderr, res.stderr
+    url = f"nats://127.0.0.1:{free_port()}"
+    res = cli("-s", url, "versions")
+    assert res.code == 5 and "`aether server` starts one" in res.stderr, res.stderr
+    for overrides, error in (
+        ({"store": "jetstream"}, ConfigError),
+        ({"nats.servers": url}, NatsUnavailableError),
+    ):
+        settings = Settings.load(overrides=overrides, env={}, search_default_files=False)
+        try:
+            asyncio.run(connect(settings))
+        except error as e:
+            assert "--" not in str(e) and "aether server" not in str(e), str(e)
+        else:
+            raise AssertionError("connected")

@@ -387,6 +387,12 @@ def test_data_over_the_servers_max_payload(cli: Cli, make_server: ServerFactory)
     line = rejected(cli(*g, "append", "a", "X", "--data", big), before, *g)
     assert "exceeds" in line
     rejected(cli(*g, "append", "b", "X", "--data", big, "--expect-version", "0"), before, *g)
+    # a --file line under max_event_bytes but over the server's max_payload: by line number
+    lines = Path("e.jsonl")
+    small = orjson.dumps({"actor_id": "b", "event_type": "X", "data": {}})
+    lines.write_bytes(small.replace(b"{}", big.encode()) + b"\n" + small + b"\n")
+    line = rejected(cli(*g, "append", "--file", str(lines)), before, *g, code=2)
+    assert "line 1" in line and "exceeds" in line and "0 earlier events" in line, line
 
 
 def test_binary_arguments_in_a_real_process(tmp_path: Path) -> None:
@@ -465,3 +471,217 @@ def test_a_server_that_dies_mid_command(nats_server: NatsServer, tmp_path: Path)
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+# --- bounded, validated input (issue 11) ----------------------------------------------------
+
+OUT_OF_RANGE_SINCE = [
+    "1000000d",
+    "99999999999d",
+    "1" + "0" * 400 + "s",
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-01:00",
+    "2026-13-01T00:00:00Z",
+]
+
+
+@pytest.mark.parametrize("since", OUT_OF_RANGE_SINCE)
+def test_since_out_of_range(cli: Cli, seeded: State, since: str) -> None:
+    line = rejected(cli("tail", "--since", since, "--count", "1"), seeded, code=2)
+    assert "--since" in line, line
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("timestamp", "0001-01-01T00:00:00+01:00"),
+        ("timestamp", "9999-12-31T23:59:59-01:00"),
+        ("timestamp", "2026-01-01T00:00:00"),  # no timezone
+        ("timestamp", 12),
+        ("id", 0),
+        ("id", ""),
+        ("id", False),
+        ("id", None),
+        ("id", "x" * 257),
+        ("id", "a\nb"),
+        ("id", ["list"]),
+    ],
+    ids=lambda v: repr(v)[:20],
+)
+def test_bad_timestamps_and_explicit_ids_in_a_file(
+    cli: Cli, seeded: State, tmp_path: Path, field: str, value: object
+) -> None:
+    path = tmp_path / "events.jsonl"
+    good = {"actor_id": "bulk-1", "event_type": "Bulk", "data": {}}
+    path.write_bytes(orjson.dumps(good) + b"\n" + orjson.dumps({**good, field: value}) + b"\n")
+    line = rejected(cli("append", "--file", str(path)), seeded, code=2)
+    assert "line 2" in line and field in line, line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("tail", "--actor", ""),
+        ("tail", "--actor", "a\nb"),
+        ("tail", "--type", "a b"),
+        ("tail", "--type", "*"),
+        ("tail", "--slices", "1024"),
+        ("tail", "--slices", "5-2"),
+        ("tail", "--slices", ""),
+        ("tail", "--bus", "--slices", "0-1"),
+    ],
+    ids=lambda a: " ".join(a)[:40],
+)
+def test_tail_filters_are_usage_errors(cli: Cli, seeded: State, args: tuple[str, ...]) -> None:
+    rejected(cli(*args, "--count", "1"), seeded, code=2)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("append", "order-1", "X", "-e", "1.0"),
+        ("append", "order-1", "X", "-e", "2e0"),
+        ("append", "order-1", "X", "-e", "0x2"),
+        ("append", "order-1", "X", "-e", str(2**63)),
+        ("tail", "--count", "1.0"),
+        ("tail", "--from-position", "1.5"),
+        ("tail", "--from-position", "18446744073709551616"),
+        ("replay", "order-1", "--from", "1.0"),
+        ("replay", "order-1", "--to", "2e0"),
+        ("bench", "append", "--events", "1e3"),
+        ("bench", "append", "--concurrency", "4.0"),
+    ],
+    ids=lambda a: " ".join(a)[:40],
+)
+def test_integer_options_refuse_floats_and_overflow(
+    cli: Cli, seeded: State, args: tuple[str, ...]
+) -> None:
+    out = cli(*args)
+    line = rejected(out, seeded, code=2)
+    assert args[-2] in line, line
+    assert out.stdout == ""  # nothing printed before the refusal ("following ...")
+
+
+def test_debug_adds_a_traceback_and_keeps_the_exit_code(cli: Cli, seeded: State) -> None:
+    conflict = cli("--debug", "append", "order-1", "X", "--expect-version", "0")
+    assert conflict.code == 3, conflict.stderr
+    assert "Traceback" in conflict.stderr and "VersionConflictError" in conflict.stderr
+    assert conflict.stderr.rstrip().splitlines()[-1].startswith("error: version conflict")
+    bad = cli("--debug", "append", "order-1", "X", "--data", "[1]")
+    assert bad.code == 2, bad.stderr
+    assert bad.stderr.rstrip().splitlines()[-1].startswith("error: ")
+    missing = cli("--debug", "replay", "nobody")
+    assert missing.code == 4, missing.stderr
+    assert store_state() == seeded
+
+
+@pytest.mark.parametrize(
+    ("content", "key"),
+    [
+        ("max_event_bytes: -1\n", "max_event_bytes"),
+        ("max_event_bytes: 0\n", "max_event_bytes"),
+        ("max_event_bytes: 1TB\n", "max_event_bytes"),
+        ("jetstream:\n  max_age: 1.0e+400\n", "jetstream.max_age"),
+        ("jetstream:\n  max_age: -5\n", "jetstream.max_age"),
+        ("jetstream:\n  duplicate_window: 1.0e+400\n", "jetstream.duplicate_window"),
+        (f"jetstream:\n  max_bytes: {2**70}\n", "jetstream.max_bytes"),
+        ("jetstream:\n  max_bytes: 0\n", "jetstream.max_bytes"),
+        ("jetstream:\n  publish_timeout: 0\n", "jetstream.publish_timeout"),
+        ("jetstream:\n  max_in_flight: 1.0\n", "jetstream.max_in_flight"),
+        ("nats:\n  connect_timeout: 99999999\n", "nats.connect_timeout"),
+        ("nats:\n  connect_timeout: .nan\n", "nats.connect_timeout"),
+        ("nats:\n  reconnect_attempts: 1.5\n", "nats.reconnect_attempts"),
+        ("nats:\n  reconnect_wait: 1000d\n", "nats.reconnect_wait"),
+    ],
+    ids=lambda c: c.strip().replace("\n", " ")[:40],
+)
+def test_numeric_settings_are_range_checked_at_load(
+    cli: Cli, seeded: State, tmp_path: Path, content: str, key: str
+) -> None:
+    conf = tmp_path / "bad.yaml"
+    conf.write_text(content)
+    for args in ALL_COMMANDS[::2]:
+        line = rejected(cli("--config", str(conf), *args), seeded, code=2)
+        assert key in line and ("from" in line or "like" in line), (args, line)
+
+
+BILLION_LAUGHS = b"""a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+nats:
+  servers: [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+"""
+
+
+def test_yaml_aliases_are_refused(cli: Cli, seeded: State, tmp_path: Path) -> None:
+    conf = tmp_path / "laughs.yaml"
+    conf.write_bytes(BILLION_LAUGHS)
+    out = cli("--config", str(conf), "versions")
+    line = rejected(out, seeded, code=2)
+    assert "aliases" in line and len(line) < 300, line
+
+
+def test_unbounded_inputs_end_at_once(cli: Cli, seeded: State) -> None:
+    line = rejected(cli("versions", env={"AETHER_CONFIG": "/dev/zero"}), seeded, code=2)
+    assert "larger than" in line, line
+    line = rejected(cli("append", "order-1", "X", "--data", "@/dev/zero"), seeded, code=2)
+    assert "--data" in line and "larger than" in line, line
+    line = rejected(cli("append", "order-1", "X", "--metadata", "@/dev/zero"), seeded, code=2)
+    assert "--metadata" in line, line
+    line = rejected(cli("append", "--file", "/dev/zero"), seeded, code=2)
+    assert "line 1" in line and "max_event_bytes" in line, line
+
+
+def test_a_line_longer_than_max_event_bytes(cli: Cli, seeded: State, tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    small = orjson.dumps({"actor_id": "bulk-1", "event_type": "Bulk", "data": {}})
+    big = orjson.dumps({"actor_id": "bulk-1", "event_type": "Bulk", "data": {"x": "y" * 3000}})
+    path.write_bytes(small + b"\n" + small.replace(b"{}", b'{"n": 2}') + b"\n" + big + b"\n")
+    env = {"AETHER_MAX_EVENT_BYTES": "2048"}
+    line = rejected(cli("append", "--file", str(path), env=env), seeded, code=2)
+    assert "line 3" in line and "max_event_bytes" in line, line
+    # from stdin too
+    out = cli("append", "--file", "-", input=path.read_bytes(), env=env)
+    assert "line 3" in rejected(out, seeded, code=2)
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.6, 0.9])
+def test_truncated_creds_file(
+    cli: Cli, seeded: State, tmp_path: Path, make_server: ServerFactory, cut: float
+) -> None:
+    from tests.ops.auth_setup import operator_setup
+
+    setup = operator_setup(tmp_path)
+    creds = tmp_path / "app.creds"
+    creds.write_text(setup.creds[: int(len(setup.creds) * cut)])
+    line = rejected(
+        cli("-s", "nats://127.0.0.1:1", "--creds", str(creds), "versions"), seeded, code=2
+    )
+    assert "nats.creds_file" in line and "TypeError" not in line, line
+
+
+def test_bad_nkey_seed_file(cli: Cli, seeded: State, tmp_path: Path) -> None:
+    seed = tmp_path / "user.nk"
+    seed.write_text("SUAM-not-a-seed\n")
+    line = rejected(
+        cli("-s", "nats://127.0.0.1:1", "--nkey", str(seed), "versions"), seeded, code=2
+    )
+    assert "nats.nkey_seed_file" in line, line
+
+
+def test_a_listener_that_never_speaks_nats(cli: Cli, seeded: State) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"nats://127.0.0.1:{silent.getsockname()[1]}"
+        env = {"AETHER_NATS_CONNECT_TIMEOUT": "300ms"}
+        line = rejected(cli("-s", url, "versions", env=env), seeded, code=5)
+        assert url in line, line
+        huge = {"AETHER_NATS_CONNECT_TIMEOUT": "100000d"}
+        line = rejected(cli("-s", url, "versions", env=huge), seeded, code=2)
+        assert "nats.connect_timeout" in line and "1m" in line, line
