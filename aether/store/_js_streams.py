@@ -1,7 +1,13 @@
 """The namespace's streams: the configuration Settings ask for, created or verified.
 
 An existing stream is never changed: if it differs from the configuration in a field
-aether relies on, `StoreConfigMismatchError` names every differing field.
+aether relies on, `StoreConfigMismatchError` names every differing field. A namespace
+made by aether 0.1 (events on ``aether.<ns>.events.<actor>``, without the slice token, or
+snapshots in ``AETHER_<ns>_SNAPSHOTS``) raises `LegacyLayoutError` and is never used.
+
+The events stream also holds the namespace's tracking records (``aether.<ns>.track.>``,
+written by processors in the same atomic batch as their outputs); reads of events
+always filter on the events subjects.
 """
 
 from __future__ import annotations
@@ -9,10 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from aether.config import JetStreamSettings
-from aether.errors import AetherError, StoreConfigMismatchError
+from aether.errors import AetherError, LegacyLayoutError, StoreConfigMismatchError
 from aether.store._js_api import ERR_STREAM_NAME_IN_USE, JsApi, JsApiError
 from aether.subjects import (
+    encode_token,
     events_wildcard,
+    legacy_events_wildcard,
+    legacy_snapshot_stream_name,
     snapshot_stream_name,
     snapshots_wildcard,
     stream_name,
@@ -47,6 +56,37 @@ SNAPSHOT_FIELDS = (
 )
 
 
+def tracking_wildcard(namespace: str) -> str:
+    """Subject filter of every tracking record of a namespace (in the events stream)."""
+    return f"aether.{namespace}.track.>"
+
+
+def tracking_subject(namespace: str, key: str) -> str:
+    """Subject of tracking record `key` (validated by `check_tracking`)."""
+    return f"aether.{namespace}.track.{encode_token(key)}"
+
+
+async def check_legacy(api: JsApi, namespace: str) -> None:
+    """Raise `LegacyLayoutError` if `namespace` was created by aether 0.1's layout."""
+    name = stream_name(namespace)
+    info = await api.stream_info(name)
+    old = legacy_events_wildcard(namespace)
+    if info is not None and old in (info.get("config", {}).get("subjects") or []):
+        raise LegacyLayoutError(
+            f"namespace {namespace} was created by aether 0.1 (subjects {old}); copy its "
+            f"events into a new namespace, or delete stream {name}"
+        )
+    snap = legacy_snapshot_stream_name(namespace)
+    info = await api.stream_info(snap)
+    if info is not None and snapshots_wildcard(namespace) in (
+        info.get("config", {}).get("subjects") or []
+    ):
+        raise LegacyLayoutError(
+            f"namespace {namespace} was created by aether 0.1 (snapshot stream {snap}); "
+            f"delete stream {snap} (snapshots are rebuilt from events) or use a new namespace"
+        )
+
+
 def events_stream_config(namespace: str, js: JetStreamSettings, *, atomic: bool) -> dict[str, Any]:
     """The events stream: file storage, immutable while retained, direct get, atomic batches."""
     dup = js.duplicate_window or DEFAULT_DUPLICATE_WINDOW
@@ -54,7 +94,7 @@ def events_stream_config(namespace: str, js: JetStreamSettings, *, atomic: bool)
         dup = js.max_age  # the server refuses a duplicate window longer than max age
     cfg: dict[str, Any] = {
         "name": stream_name(namespace),
-        "subjects": [events_wildcard(namespace)],
+        "subjects": [events_wildcard(namespace), tracking_wildcard(namespace)],
         "retention": "limits",
         "storage": "file",
         "num_replicas": js.replicas,
