@@ -17,7 +17,8 @@ needed to find the end); on a replicated stream the consumer may sit on a replic
 lags the leader, so a caller that knows a sequence that must be included (its own last
 append) passes `until_seq`, and the read goes on until it got there. `follow` goes on
 forever: long-poll pulls with idle heartbeats, and when the consumer or the server goes
-away it creates a new consumer from the sequence after the last one delivered, so nothing is skipped or repeated.
+away it creates a new consumer from the sequence after the last one delivered, so nothing
+is skipped or repeated.
 """
 
 from __future__ import annotations
