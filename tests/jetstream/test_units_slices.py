@@ -7,7 +7,8 @@ import asyncio
 import itertools
 import logging
 import random
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import nats
@@ -293,9 +294,9 @@ async def test_legacy_layout_is_refused_with_a_way_forward(nats_server: NatsServ
     await nc.close()
 
 
-async def test_server_without_jetstream_is_unsupported(tmp_path: Any) -> None:
-    import subprocess
-
+@pytest.fixture
+def plain_server() -> Iterator[str]:
+    """A nats-server without JetStream; yields its URL."""
     port = free_port()
     proc = subprocess.Popen(
         [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port)],
@@ -304,15 +305,17 @@ async def test_server_without_jetstream_is_unsupported(tmp_path: Any) -> None:
     )
     try:
         wait_for_port(port, proc=proc)
-        settings = settings_for(
-            f"nats://127.0.0.1:{port}", **{"jetstream.publish_timeout": "500ms"}
-        )
-        with pytest.raises(UnsupportedServerError) as info:
-            await JetStreamEventStore.open(settings)
-        assert "JetStream" in str(info.value)
+        yield f"nats://127.0.0.1:{port}"
     finally:
         proc.kill()
         proc.wait()
+
+
+async def test_server_without_jetstream_is_unsupported(plain_server: str) -> None:
+    settings = settings_for(plain_server, **{"jetstream.publish_timeout": "500ms"})
+    with pytest.raises(UnsupportedServerError) as info:
+        await JetStreamEventStore.open(settings)
+    assert "JetStream" in str(info.value)
 
 
 async def test_closed_store_refuses_everything(store: JetStreamEventStore) -> None:
