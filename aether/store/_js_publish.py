@@ -200,43 +200,6 @@ class Publisher:
         if pending is not None:
             self._resolve(pending[0], CLOSED)
 
-    async def request(
-        self, subject: str, payload: bytes, headers: dict[str, str], *, deadline: float
-    ) -> bytes:
-        """Send the identical message until it is answered or `deadline` (loop time) passes.
-
-        Returns the reply data (an ack or a JetStream error answer, not decoded). Raises
-        `PublishTimeoutError` when the deadline passed (the outcome is unknown).
-        """
-        loop = asyncio.get_running_loop()
-        backoff = _BACKOFF_FIRST
-        why = ""
-        token = str(next(self._ids)).encode()
-        while True:
-            if loop.time() >= deadline:
-                raise self._unknown(subject, why)
-            pending = await self.send(subject, payload, headers, deadline=deadline, token=token)
-            assert pending is not None
-            status, data = await self.wait(pending)
-            if status == 0:
-                return data
-            if status == CLOSED:
-                raise StoreClosedError(
-                    f"the store was closed before {subject} was acknowledged; "
-                    "the outcome is unknown"
-                )
-            if status == TIMED_OUT:
-                raise self._unknown(subject, why)
-            if status == RESEND:
-                why = "the connection was lost meanwhile"
-                continue
-            if status == 503:
-                why = "no responders: JetStream busy (leader election or restart)"
-            else:
-                raise AetherError(f"JetStream publish to {subject} answered status {status}")
-            await asyncio.sleep(min(backoff, max(deadline - loop.time(), 0)))
-            backoff = min(backoff * 2, _BACKOFF_MAX)
-
     def _unknown(self, subject: str, why: str) -> AetherError:
         refused = denied(self._nc, subject)
         if refused is not None:
@@ -249,23 +212,60 @@ class Publisher:
         Busy answers (10158, 503) and lost connections are retried with the identical
         message within the deadline; then `PublishTimeoutError`.
         """
-        loop = asyncio.get_running_loop()
         async with self._slots:
-            deadline = loop.time() + self.timeout
-            backoff = _BACKOFF_FIRST
-            while True:
-                data = await self.request(subject, payload, headers, deadline=deadline)
+            deadline = asyncio.get_running_loop().time() + self.timeout
+            pending = await self.send(subject, payload, headers, deadline=deadline)
+            assert pending is not None
+            status, data = await self.wait(pending)
+            if status == 0 and data[:1] == b"{" and b'"error"' not in data:
+                return PubAck(orjson.loads(data))  # the common case: one send, one ack
+            return await self._publish_slowly(
+                subject, payload, headers, deadline, pending[0], (status, data)
+            )
+
+    async def _publish_slowly(
+        self,
+        subject: str,
+        payload: bytes,
+        headers: dict[str, str],
+        deadline: float,
+        token: bytes,
+        reply: Reply,
+    ) -> PubAck:
+        loop = asyncio.get_running_loop()
+        backoff = _BACKOFF_FIRST
+        why = ""
+        while True:
+            status, data = reply
+            if status == 0:
                 try:
                     return parse_ack(data)
                 except JsApiError as e:
                     if not busy(e):
                         raise
-                    if loop.time() + backoff >= deadline:
-                        raise unknown_outcome(
-                            subject, self.timeout, self._nc, e.description
-                        ) from None
+                    why = e.description
+            elif status == CLOSED:
+                raise StoreClosedError(
+                    f"the store was closed before {subject} was acknowledged; "
+                    "the outcome is unknown"
+                )
+            elif status == TIMED_OUT:
+                raise self._unknown(subject, why)
+            elif status == RESEND:
+                why = "the connection was lost meanwhile"
+                backoff = 0.0
+            elif status == 503:
+                why = "no responders: JetStream busy (leader election or restart)"
+            else:
+                raise AetherError(f"JetStream publish to {subject} answered status {status}")
+            if loop.time() + backoff >= deadline:
+                raise self._unknown(subject, why)
+            if backoff:
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_MAX)
+            backoff = min(max(backoff, _BACKOFF_FIRST) * 2, _BACKOFF_MAX)
+            pending = await self.send(subject, payload, headers, deadline=deadline, token=token)
+            assert pending is not None
+            reply = await self.wait(pending)
 
     async def close(self) -> None:
         """Resolve every waiting publish as closed and drop the reply subscription."""

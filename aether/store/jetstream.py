@@ -142,6 +142,7 @@ from aether.subjects import (
 CACHE_MAX = 100_000
 """Actors whose (version, sequence) the store remembers; the oldest are forgotten first."""
 
+_UNKNOWN = "\x00unknown"
 _CONFLICT_RETRIES = 5
 _NOT_READY_RETRIES = 50
 _LIST_PAGE_CONCURRENCY = 64
@@ -190,6 +191,7 @@ class JetStreamEventStore:
         self._cache: dict[str, tuple[int, int]] = {}
         self._own_seq: dict[int, int] = {}  # slice -> sequence of this store's last append
         self._corrupt = CorruptCounter(self._ns)
+        self._subject_actors: dict[bytes, str | None] = {}
         self._watch_starts: set[asyncio.Task[int]] = set()
         self._limits = bool(js.max_age) or js.max_bytes >= 0
         self._atomic = False
@@ -556,10 +558,13 @@ class JetStreamEventStore:
                 raise
             last_seq = int(ack["seq"])
             first_seq = last_seq - len(messages) + 1
-            stored = [e.with_position(first_seq + i) for i, e in enumerate(events)]
-            for s_ in stored:
-                assert s_.position is not None
-                self._acknowledged(s_.actor_id, s_.version, s_.position)
+            stored: list[Event] = []
+            lasts: dict[str, tuple[int, int]] = {}
+            for i, event in enumerate(events):
+                stored.append(event.with_position(first_seq + i))
+                lasts[event.actor_id] = (event.version, first_seq + i)
+            for a, (version, seq) in lasts.items():
+                self._acknowledged(a, version, seq)
             return stored
         # Kept losing races although every actor looked right: report what the leader has.
         return await self._settle_unit(groups, events, subjects, tracking, final=True)
@@ -712,8 +717,16 @@ class JetStreamEventStore:
             nonlocal expect, last_seq
             out: list[Event] = []
             for seq, subj, data in rows:
-                e = decode_stored(subj or subject, data, seq, actor_id)
-                last_seq = max(last_seq, seq)
+                # the rows come from a read filtered on the actor's own subject
+                try:
+                    e = decode_event(data, seq)
+                    ok = e.actor_id == actor_id and type(e.version) is int
+                except Exception:
+                    ok = False
+                if not ok:
+                    e = decode_stored(subj or subject, data, seq, actor_id)
+                if seq > last_seq:
+                    last_seq = seq
                 if e.version < expect or e.version > end:
                     if e.version < start or e.version > end:
                         continue  # old versions aged out meanwhile (max age): trim
@@ -741,7 +754,7 @@ class JetStreamEventStore:
             )
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
-                    events = check([(seq_of(a), s.decode(), d) for a, s, d in chunk])
+                    events = check([(seq_of(a), subject, d) for a, _, d in chunk])
                     if events:
                         yield events
         while expect <= end:
@@ -802,13 +815,32 @@ class JetStreamEventStore:
     def _scan(self, chunk: Chunk) -> list[Event]:
         """Decode a namespace scan's chunk; skip (count, log) foreign messages."""
         out: list[Event] = []
+        actors = self._subject_actors
         for ack, subject, data in chunk:
+            actor = actors.get(subject, _UNKNOWN)
+            if actor is _UNKNOWN:
+                actor = actor_of_subject(subject.decode())
+                if len(actors) >= CACHE_MAX:
+                    actors.clear()
+                actors[subject] = actor
             seq = seq_of(ack)
-            subj = subject.decode()
             try:
-                out.append(decode_stored(subj, data, seq))
-            except CorruptEventError as e:
-                self._corrupt.skip(e)
+                e = decode_event(data, seq)
+                ok = (
+                    actor is not None
+                    and e.actor_id == actor
+                    and type(e.version) is int
+                    and e.version >= 1
+                )
+            except Exception:
+                ok = False
+            if ok:
+                out.append(e)
+                continue
+            try:
+                out.append(decode_stored(subject.decode(), data, seq))
+            except CorruptEventError as err:
+                self._corrupt.skip(err)
         return out
 
     def read_all(
