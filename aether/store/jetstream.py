@@ -31,8 +31,15 @@ actor's expectation on its first message: all or nothing. At most `MAX_BATCH` (1
 messages, the server's limit: a larger unit raises `UnitTooLargeError` (never split; a
 tracking record takes one of the 1000). On a refusal, every actor not at its expected
 version is named in the `VersionConflictError`; a tracking record that moved on gives
-`TrackingConflictError` (when an actor conflicts too, the `VersionConflictError` is
-raised). Re-saving the identical unit returns the stored events.
+`TrackingConflictError` (when an actor is seen to conflict too, the `VersionConflictError`
+is raised). Re-saving the identical unit returns the stored events.
+
+Tracking records: the last message on ``aether.<ns>.track.<key-token>``, JSON
+``{"key", "position", "data", "revision"}``. The revision counts the record's commits
+(1, 2, ...); a commit expecting revision ``r`` carries
+``Nats-Expected-Last-Subject-Sequence`` = the stream sequence of the record at ``r`` (0
+for none), so the server fences a stale writer atomically with the unit's events. With
+``jetstream.max_age`` a record not rewritten within it ages out like events do.
 
 Reads. ``get_latest_version`` is one read of the actor's last message. ``iter_events``
 finds the stream sequence of ``from_version`` by a binary search of single-message gets
@@ -192,6 +199,7 @@ class JetStreamEventStore:
         self._own_seq: dict[int, int] = {}  # slice -> sequence of this store's last append
         self._corrupt = CorruptCounter(self._ns)
         self._subject_actors: dict[bytes, str | None] = {}
+        self._tracks: dict[str, tuple[int, int]] = {}  # tracking key -> (revision, sequence)
         self._watch_starts: set[asyncio.Task[int]] = set()
         self._limits = bool(js.max_age) or js.max_bytes >= 0
         self._atomic = False
@@ -539,7 +547,8 @@ class JetStreamEventStore:
                     headers["Nats-Expected-Last-Subject-Sequence"] = str(beliefs[e.actor_id][1])
                 messages.append((subjects[e.actor_id], payload, headers))
             if tracking is not None:
-                messages.append(self._tracking_message(tracking))
+                tseq = await self._tracking_seq(tracking)
+                messages.append(self._tracking_message(tracking, tseq))
             try:
                 ack = await self._batches.publish(messages)
             except JsApiError as e:
@@ -565,6 +574,8 @@ class JetStreamEventStore:
                 lasts[event.actor_id] = (event.version, first_seq + i)
             for a, (version, seq) in lasts.items():
                 self._acknowledged(a, version, seq)
+            if tracking is not None:
+                self._tracked(tracking.key, tracking.expected + 1, last_seq)
             return stored
         # Kept losing races although every actor looked right: report what the leader has.
         return await self._settle_unit(groups, events, subjects, tracking, final=True)
@@ -602,40 +613,66 @@ class JetStreamEventStore:
         if len(stored) == len(groups):  # the identical unit, stored earlier
             by_id = {e.id: e for found in stored.values() for e in found}
             return [by_id[e.id] for e in events]
-        # Some actors' part is stored and others' not: not the same unit.
+        # Some actors' part is stored and others' not: not the same unit; the actors whose
+        # part is stored are the ones not at the unit's expected version.
         raise VersionConflictError.of(
             [
                 ActorConflict(a, g[0].version - 1, tips[a].version)
                 for a, g in groups.items()
-                if a not in stored
+                if a in stored
             ]
         )
 
-    def _tracking_message(self, tracking: Tracking) -> Message:
+    def _tracking_message(self, tracking: Tracking, expected_seq: int) -> Message:
         payload = orjson.dumps(
-            {"key": tracking.key, "position": tracking.position, "data": tracking.data}
+            {
+                "key": tracking.key,
+                "position": tracking.position,
+                "data": tracking.data,
+                "revision": tracking.expected + 1,
+            }
         )
         return (
             tracking_subject(self._ns, tracking.key),
             payload,
-            {"Nats-Expected-Last-Subject-Sequence": str(tracking.expected)},
+            {"Nats-Expected-Last-Subject-Sequence": str(expected_seq)},
         )
 
+    async def _tracking_seq(self, tracking: Tracking) -> int:
+        """The stream sequence of the record at revision ``tracking.expected`` (0: none);
+        `TrackingConflictError` if the record is elsewhere."""
+        if tracking.expected == 0:
+            return 0
+        cached = self._tracks.get(tracking.key)
+        if cached is not None and cached[0] == tracking.expected:
+            return cached[1]
+        record = await self.get_tracking(tracking.key)
+        actual = record.revision if record is not None else 0
+        if record is None or actual != tracking.expected:
+            raise TrackingConflictError(tracking.key, tracking.expected, actual)
+        return self._tracks[tracking.key][1]
+
     async def _check_tracking_at(self, tracking: Tracking) -> None:
+        self._tracks.pop(tracking.key, None)
         record = await self.get_tracking(tracking.key)
         actual = record.revision if record is not None else 0
         if actual != tracking.expected:
             raise TrackingConflictError(tracking.key, tracking.expected, actual)
 
+    def _tracked(self, key: str, revision: int, seq: int) -> None:
+        if len(self._tracks) >= CACHE_MAX:
+            self._tracks.clear()
+        self._tracks[key] = (revision, seq)
+
     async def _checkpoint(self, tracking: Tracking) -> None:
         """A tracking record alone: one publish with the expectation."""
         if self._watch_starts:
             await self._watch_barrier()
-        subject, payload, headers = self._tracking_message(tracking)
         for _ in range(_NOT_READY_RETRIES):
+            expected_seq = await self._tracking_seq(tracking)
+            subject, payload, headers = self._tracking_message(tracking, expected_seq)
             try:
-                await self._pub.publish(subject, payload, headers)
-                return
+                ack = await self._pub.publish(subject, payload, headers)
             except JsApiError as e:
                 if e.err_code in CONFLICT_CODES:
                     await self._check_tracking_at(tracking)
@@ -644,10 +681,16 @@ class JetStreamEventStore:
                     await asyncio.sleep(0.02)
                     continue
                 raise
+            self._tracked(tracking.key, tracking.expected + 1, int(ack["seq"]))
+            return
         raise TrackingConflictError(tracking.key, tracking.expected, -1)
 
     async def get_tracking(self, key: str) -> TrackingRecord | None:
-        """The tracking record `key` as the stream leader holds it, or None."""
+        """The tracking record `key` as the stream leader holds it, or None.
+
+        Its `revision` counts the record's commits (1 after the first); the next commit
+        must expect it.
+        """
         self._check_open()
         check_tracking(Tracking(key, 0, 0))
         subject = tracking_subject(self._ns, key)
@@ -656,14 +699,20 @@ class JetStreamEventStore:
             return None
         try:
             d = orjson.loads(msg.data)
-            position, data = d["position"], d["data"]
-            if d["key"] != key or type(position) is not int or not isinstance(data, dict):
+            position, data, revision = d["position"], d["data"], d["revision"]
+            if (
+                d["key"] != key
+                or type(position) is not int
+                or type(revision) is not int
+                or not isinstance(data, dict)
+            ):
                 raise ValueError
         except Exception:
             raise CorruptEventError(
                 msg.seq, "not an aether tracking record", subject=subject
             ) from None
-        return TrackingRecord(key, position, msg.seq, data)
+        self._tracked(key, revision, msg.seq)
+        return TrackingRecord(key, position, revision, data)
 
     # -- reads --------------------------------------------------------------------------
 
