@@ -28,6 +28,7 @@ from aether.subjects import (
 )
 
 NS = 1_000_000_000
+ERR_SUBJECTS_OVERLAP = 10065
 DEFAULT_DUPLICATE_WINDOW = 120.0
 
 _DURATIONS = frozenset({"max_age", "duplicate_window"})
@@ -67,7 +68,11 @@ def tracking_subject(namespace: str, key: str) -> str:
 
 
 async def check_legacy(api: JsApi, namespace: str) -> None:
-    """Raise `LegacyLayoutError` if `namespace` was created by aether 0.1's layout."""
+    """Raise `LegacyLayoutError` if the events stream has aether 0.1's subjects.
+
+    (aether 0.1's snapshot stream is found when the new one is created: its subjects
+    overlap, see `legacy_snapshot_error`; no request to a stream the user may not see.)
+    """
     name = stream_name(namespace)
     info = await api.stream_info(name)
     old = legacy_events_wildcard(namespace)
@@ -76,15 +81,15 @@ async def check_legacy(api: JsApi, namespace: str) -> None:
             f"namespace {namespace} was created by aether 0.1 (subjects {old}); copy its "
             f"events into a new namespace, or delete stream {name}"
         )
+
+
+def legacy_snapshot_error(namespace: str) -> LegacyLayoutError:
+    """The error for a namespace whose snapshots are in aether 0.1's stream."""
     snap = legacy_snapshot_stream_name(namespace)
-    info = await api.stream_info(snap)
-    if info is not None and snapshots_wildcard(namespace) in (
-        info.get("config", {}).get("subjects") or []
-    ):
-        raise LegacyLayoutError(
-            f"namespace {namespace} was created by aether 0.1 (snapshot stream {snap}); "
-            f"delete stream {snap} (snapshots are rebuilt from events) or use a new namespace"
-        )
+    return LegacyLayoutError(
+        f"namespace {namespace} was created by aether 0.1 (snapshot stream {snap}); "
+        f"delete stream {snap} (snapshots are rebuilt from events) or use a new namespace"
+    )
 
 
 def events_stream_config(namespace: str, js: JetStreamSettings, *, atomic: bool) -> dict[str, Any]:
@@ -161,15 +166,24 @@ def differences(
 
 
 async def ensure_stream(
-    api: JsApi, want: dict[str, Any], fields: tuple[str, ...]
+    api: JsApi,
+    want: dict[str, Any],
+    fields: tuple[str, ...],
+    *,
+    on_overlap: AetherError | None = None,
 ) -> dict[str, Any]:
-    """Create the stream `want` describes, or verify the existing one; return its config."""
+    """Create the stream `want` describes, or verify the existing one; return its config.
+
+    `on_overlap` is raised if another stream already has the subjects.
+    """
     name = want["name"]
     info = await api.stream_info(name)
     if info is None:
         try:
             info = await api.stream_create(want)
         except JsApiError as e:
+            if e.err_code == ERR_SUBJECTS_OVERLAP and on_overlap is not None:
+                raise on_overlap from None
             if e.err_code != ERR_STREAM_NAME_IN_USE:
                 raise AetherError(f"cannot create stream {name}: {e.description}") from None
             info = await api.stream_info(name)  # created meanwhile with another config

@@ -122,6 +122,7 @@ from aether.store._js_streams import (
     check_legacy,
     ensure_stream,
     events_stream_config,
+    legacy_snapshot_error,
     snapshots_stream_config,
     tracking_subject,
 )
@@ -246,6 +247,14 @@ class JetStreamEventStore:
         js = self._settings.jetstream
         await self._api.check_jetstream()
         await check_legacy(self._api, self._ns)
+        # Snapshots first: aether 0.1's snapshot stream shows as overlapping subjects, and
+        # then nothing of the new layout is made.
+        await ensure_stream(
+            self._api,
+            snapshots_stream_config(self._ns, js),
+            SNAPSHOT_FIELDS,
+            on_overlap=legacy_snapshot_error(self._ns),
+        )
         atomic = server_version(self._nc) >= (2, 12, 0)
         config = await ensure_stream(
             self._api, events_stream_config(self._ns, js, atomic=atomic), EVENT_FIELDS
@@ -254,7 +263,6 @@ class JetStreamEventStore:
         self._direct_batch = server_version(self._nc) >= (2, 11, 0)
         self._replicated = int(config.get("num_replicas", 1)) > 1
         self._leader_reads = self._replicated and js.read_from == "leader"
-        await ensure_stream(self._api, snapshots_stream_config(self._ns, js), SNAPSHOT_FIELDS)
         self._ready = True
 
     def _check_open(self) -> None:
