@@ -258,6 +258,13 @@ def _parse_store(value: object, field: str) -> str:
     return v
 
 
+def _parse_read_from(value: object, field: str) -> str:
+    v = _parse_str(value, field).lower()
+    if v not in ("leader", "any"):
+        raise ConfigError(f"{field}: must be one of leader, any; got {v!r}")
+    return v
+
+
 def _parse_namespace(value: object, field: str) -> str:
     try:
         return validate_namespace(value, field)
@@ -322,6 +329,9 @@ class JetStreamSettings:
     duplicate_window: float = 120.0
     publish_timeout: float = 5.0
     max_in_flight: int = 1024
+    read_from: str = "leader"
+    """Where latest-version reads go on replicated streams: ``leader`` (read-your-writes
+    across processes) or ``any`` replica (faster; may lag another process's appends)."""
 
 
 @dataclass(frozen=True)
@@ -471,6 +481,7 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "jetstream.duplicate_window": _duration(0.0, 30 * 86400.0),
     "jetstream.publish_timeout": _duration(0.01, 600.0),
     "jetstream.max_in_flight": _parse_int(1, 65536),
+    "jetstream.read_from": _parse_read_from,
     "sqlite.path": _parse_str,
     "sqlite.synchronous": _parse_sync,
     "cluster.shard_count": _parse_int(1, 65536),

@@ -20,6 +20,7 @@ from aether.errors import (
     NatsUnavailableError,
     PublishTimeoutError,
     StoreConfigMismatchError,
+    UnitTooLargeError,
     UnsupportedServerError,
     VersionConflictError,
 )
@@ -28,7 +29,7 @@ from aether.store._js_api import JsApi, JsApiError
 from aether.store._js_batch import BatchPublisher
 from aether.store._js_publish import Publisher
 from aether.store.jetstream import JetStreamEventStore
-from aether.subjects import decode_token
+from aether.subjects import decode_token, slice_of
 from tests.servers import NatsServer, free_port
 
 _ns = itertools.count()
@@ -83,14 +84,15 @@ async def test_streams_are_created_as_settings_say(nats_server: NatsServer) -> N
     store = await JetStreamEventStore.open(settings)
     await store.close()
     cfg = await stream_config(nats_server.url, f"AETHER_{settings.namespace}")
-    assert cfg["subjects"] == [f"aether.{settings.namespace}.events.*"]
+    ns = settings.namespace
+    assert cfg["subjects"] == [f"aether.{ns}.events.*.*", f"aether.{ns}.track.>"]
     assert cfg["storage"] == "file" and cfg["num_replicas"] == 1
     assert cfg["max_age"] == 30 * 86400 * 10**9
     assert cfg["max_bytes"] == 1024**3
     assert cfg["duplicate_window"] == 300 * 10**9
     assert cfg["deny_delete"] is True and cfg["deny_purge"] is True
     assert cfg["allow_direct"] is True and cfg["allow_atomic"] is True
-    snap = await stream_config(nats_server.url, f"AETHER_{settings.namespace}_SNAPSHOTS")
+    snap = await stream_config(nats_server.url, f"AETHERSNAP_{settings.namespace}")
     assert snap["max_msgs_per_subject"] == 1
     assert snap["subjects"] == [f"aether.{settings.namespace}.snapshots.*"]
 
@@ -128,8 +130,9 @@ async def test_foreign_stream_without_immutability_is_refused(nats_server: NatsS
     settings = settings_for(nats_server.url)
     nc = await nats.connect(nats_server.url)
     js = nc.jetstream()
+    ns = settings.namespace
     await js.add_stream(
-        name=f"AETHER_{settings.namespace}", subjects=[f"aether.{settings.namespace}.events.*"]
+        name=f"AETHER_{ns}", subjects=[f"aether.{ns}.events.*.*", f"aether.{ns}.track.>"]
     )
     await nc.close()
     with pytest.raises(StoreConfigMismatchError) as info:
@@ -142,11 +145,20 @@ async def test_foreign_stream_without_immutability_is_refused(nats_server: NatsS
 # -- atomic batches ----------------------------------------------------------------------
 
 
-async def test_batch_over_1000_is_split_into_consecutive_atomic_batches(
-    store: JetStreamEventStore,
-) -> None:
+async def test_unit_over_1000_is_refused_never_split(store: JetStreamEventStore) -> None:
+    assert store.max_batch == 1000
+    with pytest.raises(UnitTooLargeError) as info:
+        await store.save_events([ev("big", v, n=v) for v in range(1, 1002)])
+    assert info.value.limit == 1000 and "1000" in str(info.value)
+    assert await store.get_latest_version("big") == 0
+    assert await store.last_position() == 0
+
+
+async def test_long_history_in_units_of_1000(store: JetStreamEventStore) -> None:
     events = [ev("big", v, n=v) for v in range(1, 2502)]
-    stored = await store.save_events(events)
+    stored: list[Event] = []
+    for i in range(0, len(events), 1000):
+        stored += await store.save_events(events[i : i + 1000])
     assert [e.version for e in stored] == list(range(1, 2502))
     positions = [e.position for e in stored]
     assert positions == list(range(positions[0], positions[0] + 2501))
@@ -162,7 +174,7 @@ async def test_conflicting_batch_writes_nothing(store: JetStreamEventStore) -> N
     other = await JetStreamEventStore.open(store._settings)  # a second writer
     await other.save_event(ev("a", 3))
     with pytest.raises(VersionConflictError) as info:
-        await store.save_events([ev("a", v) for v in range(3, 1203)])  # first batch conflicts
+        await store.save_events([ev("a", v) for v in range(3, 1003)])
     assert (info.value.expected, info.value.actual) == (2, 3)
     assert await store.get_latest_version("a") == 3
     assert len(await store.get_events("a")) == 3
@@ -176,7 +188,7 @@ async def test_stream_without_atomic_batches_raises_instead_of_appending(
     await nc.jetstream().add_stream(name="PLAIN", subjects=["plain.*"])
     pub = Publisher(nc, timeout=5, max_in_flight=16)
     with pytest.raises(UnsupportedServerError):
-        await BatchPublisher(pub).publish("plain.a", [b"1", b"2", b"3"], {})
+        await BatchPublisher(pub).publish([("plain.a", p, {}) for p in (b"1", b"2", b"3")])
     assert (await nc.jetstream().stream_info("PLAIN")).state.messages == 0
     await pub.close()
     await nc.close()
@@ -357,8 +369,10 @@ async def test_actor_ids_never_reach_a_subject_unencoded(store: JetStreamEventSt
     await nc.close()
     subjects = orjson.loads(msg.data)["state"]["subjects"]
     prefix = f"aether.{store.namespace}.events."
-    tokens = [s[len(prefix) :] for s in subjects]
     assert all(s.startswith(prefix) for s in subjects)
+    pairs = [s[len(prefix) :].split(".", 1) for s in subjects]
+    assert all(sl == str(slice_of(decode_token(t))) for sl, t in pairs)
+    tokens = [t for _, t in pairs]
     assert all("." not in t and "*" not in t and ">" not in t and " " not in t for t in tokens)
     assert sorted(decode_token(t) for t in tokens) == sorted(ids)
     assert await store.list_actors() == dict.fromkeys(ids, 1)

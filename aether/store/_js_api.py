@@ -3,11 +3,22 @@
 nats-py's `JetStreamManager` lags the server (atomic batches, some config fields), so
 the store speaks the JSON API itself. Every request has a timeout; a server that does
 not answer gives `NatsUnavailableError`, a refused subject `PermissionDeniedError`.
+
+"No responders" (503) means that nothing answers the API subject *now*: during a stream
+leader election or a server restart that is normal, so it is a retriable
+`NatsUnavailableError`. Whether the server has JetStream at all is checked once, at setup
+(`JsApi.check_jetstream`): only that raises `UnsupportedServerError`.
+
+`msg_get` (``$JS.API.STREAM.MSG.GET``) is answered by the stream leader only, so it sees
+every acknowledged append; `direct_get` may be answered by any replica.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +38,10 @@ ERR_WRONG_LAST_SEQUENCE = 10071
 ERR_WRONG_LAST_SEQUENCE_CLUSTERED = 10164
 ERR_LAST_SEQ_NOT_READY = 10163
 ERR_ATOMIC_DISABLED = 10174
+ERR_NO_MESSAGE_FOUND = 10037
+ERR_JETSTREAM_NOT_ENABLED = 10039
+ERR_JETSTREAM_NOT_ENABLED_ACCOUNT = 10076
+ERR_DUPLICATE_IN_PROCESS = 10158
 CONFLICT_CODES = frozenset({ERR_WRONG_LAST_SEQUENCE, ERR_WRONG_LAST_SEQUENCE_CLUSTERED})
 
 
@@ -67,8 +82,9 @@ def map_nats_error(nc: NATS, e: BaseException, subject: str, what: str) -> Aethe
     if isinstance(e, AetherError):
         return e
     if isinstance(e, nats.errors.NoRespondersError):
-        return UnsupportedServerError(
-            f"no JetStream answered {what} at {where(nc)} (is JetStream enabled on the server?)"
+        return NatsUnavailableError(
+            f"JetStream at {where(nc)} did not answer {what} (no responders: a stream "
+            "leader election or a server restart in progress)"
         )
     if isinstance(e, nats.errors.ConnectionClosedError | nats.errors.ConnectionDrainingError):
         return NatsUnavailableError(f"the connection to NATS at {where(nc)} is closed")
@@ -121,8 +137,70 @@ class JsApi:
                 f"JetStream answered {what} with something that is not JSON"
             ) from None
         if "error" in resp:
-            raise JsApiError.from_response(resp["error"])
+            err = JsApiError.from_response(resp["error"])
+            if err.code == 503 and err.err_code not in (
+                ERR_JETSTREAM_NOT_ENABLED,
+                ERR_JETSTREAM_NOT_ENABLED_ACCOUNT,
+            ):
+                raise NatsUnavailableError(
+                    f"JetStream at {where(self.nc)} is busy ({err.description}); try again"
+                )
+            raise err
         return resp  # type: ignore[no-any-return]
+
+    async def check_jetstream(self) -> None:
+        """Raise `UnsupportedServerError` if the server has no JetStream for this account.
+
+        No responders is retried for a while (a cluster may still elect its meta leader):
+        only a server that keeps not answering, or says JetStream is disabled, lacks it.
+        """
+        deadline = time.monotonic() + max(self.timeout, 2.0)
+        subject = f"{API}.INFO"
+        while True:
+            try:
+                msg = await self.nc.request(subject, b"", timeout=self.timeout)
+            except nats.errors.NoRespondersError:
+                if time.monotonic() > deadline:
+                    raise UnsupportedServerError(
+                        f"NATS at {where(self.nc)} has no JetStream (nothing answers {subject}); "
+                        "enable JetStream on the server"
+                    ) from None
+                await asyncio.sleep(0.2)
+                continue
+            except Exception as e:
+                raise map_nats_error(self.nc, e, subject, "account info") from None
+            try:
+                resp = orjson.loads(msg.data)
+            except orjson.JSONDecodeError:
+                return
+            err = resp.get("error") if isinstance(resp, dict) else None
+            if err and int(err.get("err_code", 0)) in (
+                ERR_JETSTREAM_NOT_ENABLED,
+                ERR_JETSTREAM_NOT_ENABLED_ACCOUNT,
+            ):
+                raise UnsupportedServerError(
+                    f"JetStream is not enabled for this account at {where(self.nc)}"
+                )
+            if err and int(err.get("code", 0)) == 503 and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                continue
+            return
+
+    async def msg_get(self, stream: str, body: dict[str, Any]) -> RawMsg | None:
+        """One message read by the stream leader (``STREAM.MSG.GET``), or None if none."""
+        try:
+            resp = await self.request(f"{API}.STREAM.MSG.GET.{stream}", body, f"get on {stream}")
+        except JsApiError as e:
+            if e.err_code == ERR_NO_MESSAGE_FOUND or e.code == 404:
+                return None
+            raise
+        m = resp.get("message") or {}
+        data = m.get("data")
+        return RawMsg(
+            str(m.get("subject", "")),
+            int(m.get("seq", 0)),
+            base64.b64decode(data) if data else b"",
+        )
 
     async def stream_info(self, name: str, **body: Any) -> dict[str, Any] | None:
         """STREAM.INFO, or None when the stream does not exist."""
@@ -166,7 +244,7 @@ class JsApi:
             return None
         if status:
             desc = headers.get("Description", "")
-            if status == "408" or status == "503":
+            if status in ("408", "503"):
                 raise NatsUnavailableError(f"direct get on {stream} at {where(self.nc)}: {desc}")
             raise AetherError(f"direct get on {stream} failed: {status} {desc}")
         seq = headers.get("Nats-Sequence")

@@ -4,6 +4,20 @@ Like nats-py's ``publish_async`` (one reply subscription, a future per message),
 ack is handled synchronously by a raw handler (no queue, no callback task), every
 publish has its own deadline (`PublishTimeoutError`, never a hang) and at most
 ``max_in_flight`` publishes wait for acks at once (the rest wait for a slot).
+
+Honest transient errors. Within one deadline (``jetstream.publish_timeout``) a publish
+is re-sent, identical (same ``Nats-Msg-Id``, same expectations), when the answer says
+JetStream is busy: no responders (a stream leader election or a server restart), a
+``10158`` "duplicate message id is in process", or a 503 error; and when the connection
+came back after a reconnect (a publish written before the disconnect may be lost, one
+written while disconnected is buffered by nats-py and sent on reconnect; re-sending is
+safe either way: the server drops the copy by its message id or refuses it by its
+expected sequence). When the deadline passes without an answer: `PublishTimeoutError`
+(an `OutcomeUnknownError`: re-saving the same events is safe).
+
+Futures are only ever given results (a reply, or a marker for timeout, re-send and
+close), never exceptions, so nothing is logged as "exception was never retrieved" when
+nobody awaits a reply (e.g. the first reply of a failed atomic batch).
 """
 
 from __future__ import annotations
@@ -16,21 +30,48 @@ import orjson
 from nats.aio.client import Client as NATS
 
 from aether.connect import denied
-from aether.errors import (
-    AetherError,
-    EventTooLargeError,
-    PublishTimeoutError,
-    UnsupportedServerError,
+from aether.errors import AetherError, EventTooLargeError, PublishTimeoutError, StoreClosedError
+from aether.store._js_api import (
+    ERR_DUPLICATE_IN_PROCESS,
+    JsApiError,
+    map_nats_error,
+    subscribe,
+    where,
 )
-from aether.store._js_api import JsApiError, map_nats_error, subscribe, where
 from aether.store._js_raw import RawSubscription, status_of
 
-Pending = tuple[bytes, "asyncio.Future[bytes]"]
+Reply = tuple[int, bytes]
+"""A reply: (status, data). Status 0 is a normal answer; >0 an inline NATS status
+(503 no responders); <0 one of the markers below."""
+
+TIMED_OUT = -1
+RESEND = -2
+CLOSED = -3
+
+Pending = tuple[bytes, "asyncio.Future[Reply]"]
 """A publish waiting for its reply: (reply token, future)."""
+
+_BACKOFF_FIRST = 0.02
+_BACKOFF_MAX = 0.5
 
 
 class PubAck(dict[str, Any]):
     """A decoded pub ack (``stream``, ``seq``, maybe ``duplicate``, ``batch``, ``count``)."""
+
+
+def busy(err: JsApiError) -> bool:
+    """Whether a JetStream error answer means "busy, send the same message again"."""
+    return err.err_code == ERR_DUPLICATE_IN_PROCESS or err.code == 503
+
+
+def unknown_outcome(subject: str, timeout: float, nc: NATS, why: str = "") -> PublishTimeoutError:
+    """The error for a publish whose outcome is unknown once its deadline passed."""
+    extra = f" ({why})" if why else ""
+    return PublishTimeoutError(
+        f"publish to {subject} was not acknowledged within {timeout:g}s by NATS at "
+        f"{where(nc)}{extra}; the outcome is unknown: saving the same events again is safe "
+        "(a no-op if they were stored)"
+    )
 
 
 class Publisher:
@@ -40,14 +81,20 @@ class Publisher:
         self._nc = nc
         self.timeout = timeout
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._pending: dict[bytes, asyncio.Future[bytes]] = {}
-        self._deadlines: dict[bytes, float] = {}  # insertion order is deadline order
+        self._pending: dict[bytes, asyncio.Future[Reply]] = {}
+        self._deadlines: dict[bytes, float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self._ids = itertools.count(1)
         self._prefix = ""
         self._prefix_len = 0
         self._sub: RawSubscription | None = None
         self._starting = asyncio.Lock()
+        self._reconnects = self._reconnect_count()
+        self._closed = False
+
+    def _reconnect_count(self) -> int:
+        stats = getattr(self._nc, "stats", None) or {}
+        return int(stats.get("reconnects", 0))
 
     async def _start(self) -> None:
         async with self._starting:
@@ -59,28 +106,31 @@ class Publisher:
             self._prefix = prefix
 
     def _on_reply(self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
-        fut = self._pending.pop(subject[self._prefix_len :], None)
+        token = subject[self._prefix_len :]
+        fut = self._pending.pop(token, None)
+        self._deadlines.pop(token, None)
         if fut is None or fut.done():
             return
-        if headers is not None and not data:
-            status = status_of(headers)
-            if status == 503:
-                fut.set_exception(
-                    UnsupportedServerError(
-                        f"no stream answered at {where(self._nc)} (no responders): "
-                        "is JetStream enabled and the stream there?"
-                    )
-                )
-                return
-            if status:
-                fut.set_exception(AetherError(f"JetStream publish answered status {status}"))
-                return
-        fut.set_result(data)
+        status = status_of(headers) if headers is not None and not data else 0
+        fut.set_result((status, data))
 
     async def send(
-        self, subject: str, payload: bytes, headers: dict[str, str], *, want_reply: bool = True
+        self,
+        subject: str,
+        payload: bytes,
+        headers: dict[str, str],
+        *,
+        want_reply: bool = True,
+        deadline: float | None = None,
+        token: bytes | None = None,
     ) -> Pending | None:
-        """Publish; return the pending reply (None when `want_reply` is false)."""
+        """Publish; return the pending reply (None when `want_reply` is false).
+
+        The reply gets a deadline at once (`deadline`, loop time; default now + timeout),
+        so it never waits forever even if nobody awaits it.
+        """
+        if self._closed:
+            raise StoreClosedError("the JetStream store is closed")
         if not self._prefix:
             await self._start()
         if not want_reply:
@@ -92,72 +142,136 @@ class Publisher:
         if len(payload) + 512 > self._nc.max_payload:
             # nats-py refuses it anyway; say why in aether's terms (headers take ~200 bytes)
             raise EventTooLargeError("event", len(payload), self._nc.max_payload - 512)
-        token = str(next(self._ids)).encode()
-        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if token is None:
+            token = str(next(self._ids)).encode()
+        fut: asyncio.Future[Reply] = loop.create_future()
         self._pending[token] = fut
+        self._deadlines[token] = loop.time() + self.timeout if deadline is None else deadline
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(min(self.timeout / 4, 0.25), self._sweep)
         try:
             await self._nc.publish(
                 subject, payload, reply=self._prefix + token.decode(), headers=headers
             )
         except Exception as e:
             self._pending.pop(token, None)
+            self._deadlines.pop(token, None)
             raise map_nats_error(self._nc, e, subject, "publish") from None
         return token, fut
 
     def _sweep(self) -> None:
-        # One timer for all publishes (a timer each costs more than the publish): every
-        # publish has the same timeout, so the oldest deadlines come first in the dict.
+        # One timer for all publishes (a timer each costs more than the publish).
         self._sweeper = None
         loop = asyncio.get_running_loop()
         now = loop.time()
-        deadlines = self._deadlines
-        while deadlines:
-            token, deadline = next(iter(deadlines.items()))
-            if deadline > now:
-                break
-            del deadlines[token]
-            fut = self._pending.pop(token, None)
-            if fut is not None and not fut.done():
-                fut.set_exception(TimeoutError())
-        if deadlines:
+        reconnects = self._reconnect_count()
+        reconnected = reconnects != self._reconnects and self._nc.is_connected
+        if reconnected:
+            self._reconnects = reconnects
+        expired = [t for t, d in self._deadlines.items() if d <= now]
+        for token in expired:
+            self._resolve(token, TIMED_OUT)
+        if reconnected:
+            # Replies to what was sent before the disconnect are lost: send again now.
+            for token in list(self._pending):
+                self._resolve(token, RESEND)
+        if self._deadlines:
             self._sweeper = loop.call_later(min(self.timeout / 4, 0.25), self._sweep)
 
-    async def wait(self, pending: Pending, subject: str) -> bytes:
-        """Await a reply within the publish deadline; raise `PublishTimeoutError` if none."""
+    def _resolve(self, token: bytes, marker: int) -> None:
+        self._deadlines.pop(token, None)
+        fut = self._pending.pop(token, None)
+        if fut is not None and not fut.done():
+            fut.set_result((marker, b""))
+
+    async def wait(self, pending: Pending) -> Reply:
+        """Await a reply (or a marker: `TIMED_OUT`, `RESEND`, `CLOSED`)."""
         token, fut = pending
-        loop = asyncio.get_running_loop()
-        self._deadlines[token] = loop.time() + self.timeout
-        if self._sweeper is None:
-            self._sweeper = loop.call_later(min(self.timeout / 4, 0.25), self._sweep)
         try:
             return await fut
-        except TimeoutError:
-            refused = denied(self._nc, subject)
-            if refused is not None:
-                raise refused from None
-            raise PublishTimeoutError(
-                f"publish to {subject} was not acknowledged within {self.timeout:g}s by NATS "
-                f"at {where(self._nc)}; its outcome is unknown (save the same event again "
-                "to settle it)"
-            ) from None
         finally:
-            self._deadlines.pop(token, None)
             if not fut.done():  # cancelled by the caller
                 self._pending.pop(token, None)
+                self._deadlines.pop(token, None)
+
+    def discard(self, pending: Pending | None) -> None:
+        """Stop waiting for a reply nobody will await (it is dropped when it comes)."""
+        if pending is not None:
+            self._resolve(pending[0], CLOSED)
+
+    def _unknown(self, subject: str, why: str) -> AetherError:
+        refused = denied(self._nc, subject)
+        if refused is not None:
+            return refused
+        return unknown_outcome(subject, self.timeout, self._nc, why)
 
     async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> PubAck:
-        """Publish one message and return its ack; `JsApiError` if the stream refused it."""
+        """Publish one message and return its ack; `JsApiError` if the stream refused it.
+
+        Busy answers (10158, 503) and lost connections are retried with the identical
+        message within the deadline; then `PublishTimeoutError`.
+        """
         async with self._slots:
-            pending = await self.send(subject, payload, headers)
+            deadline = asyncio.get_running_loop().time() + self.timeout
+            pending = await self.send(subject, payload, headers, deadline=deadline)
             assert pending is not None
-            data = await self.wait(pending, subject)
-        return parse_ack(data)
+            status, data = await self.wait(pending)
+            if status == 0 and data[:1] == b"{" and b'"error"' not in data:
+                return PubAck(orjson.loads(data))  # the common case: one send, one ack
+            return await self._publish_slowly(
+                subject, payload, headers, deadline, pending[0], (status, data)
+            )
+
+    async def _publish_slowly(
+        self,
+        subject: str,
+        payload: bytes,
+        headers: dict[str, str],
+        deadline: float,
+        token: bytes,
+        reply: Reply,
+    ) -> PubAck:
+        loop = asyncio.get_running_loop()
+        backoff = _BACKOFF_FIRST
+        why = ""
+        while True:
+            status, data = reply
+            if status == 0:
+                try:
+                    return parse_ack(data)
+                except JsApiError as e:
+                    if not busy(e):
+                        raise
+                    why = e.description
+            elif status == CLOSED:
+                raise StoreClosedError(
+                    f"the store was closed before {subject} was acknowledged; "
+                    "the outcome is unknown"
+                )
+            elif status == TIMED_OUT:
+                raise self._unknown(subject, why)
+            elif status == RESEND:
+                why = "the connection was lost meanwhile"
+                backoff = 0.0
+            elif status == 503:
+                why = "no responders: JetStream busy (leader election or restart)"
+            else:
+                raise AetherError(f"JetStream publish to {subject} answered status {status}")
+            if loop.time() + backoff >= deadline:
+                raise self._unknown(subject, why)
+            if backoff:
+                await asyncio.sleep(backoff)
+            backoff = min(max(backoff, _BACKOFF_FIRST) * 2, _BACKOFF_MAX)
+            pending = await self.send(subject, payload, headers, deadline=deadline, token=token)
+            assert pending is not None
+            reply = await self.wait(pending)
 
     async def close(self) -> None:
-        """Fail every waiting publish and drop the reply subscription."""
-        for fut in list(self._pending.values()):
-            if not fut.done():
-                fut.set_exception(PublishTimeoutError("the store was closed before the ack came"))
+        """Resolve every waiting publish as closed and drop the reply subscription."""
+        self._closed = True
+        for token in list(self._pending):
+            self._resolve(token, CLOSED)
         self._pending.clear()
         self._deadlines.clear()
         if self._sweeper is not None:

@@ -13,9 +13,12 @@ batched direct get, which wins only for short reads: `direct_batch` serves reads
 to `DIRECT_BATCH_MAX` messages in one round trip, without a consumer.
 
 `read_range` reads what exists when it starts (an exact count, so no timeouts are
-needed to find the end). `follow` goes on forever: long-poll pulls with idle heartbeats,
-and when the consumer or the server goes away it creates a new consumer from the
-sequence after the last one delivered, so nothing is skipped or repeated.
+needed to find the end); on a replicated stream the consumer may sit on a replica that
+lags the leader, so a caller that knows a sequence that must be included (its own last
+append) passes `until_seq`, and the read goes on until it got there. `follow` goes on
+forever: long-poll pulls with idle heartbeats, and when the consumer or the server goes
+away it creates a new consumer from the sequence after the last one delivered, so nothing
+is skipped or repeated.
 """
 
 from __future__ import annotations
@@ -25,19 +28,22 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import orjson
 
 from aether.errors import AetherError, NatsUnavailableError
 from aether.store._js_api import API, JsApi, map_nats_error, raw_sequence, subscribe, where
-from aether.store._js_raw import status_of
+from aether.store._js_raw import header_value, status_of
 
 log = logging.getLogger(__name__)
 
-Chunk = list[tuple[bytes, bytes]]
-"""Delivered messages: (ack subject, payload) pairs in stream order."""
+Chunk = list[tuple[bytes, bytes, bytes]]
+"""Delivered messages: (ack subject, subject, payload) in stream order."""
+
+Filters = list[str]
+"""Subject filters of a consumer (``filter_subjects``, nats-server 2.10+)."""
 
 PULL_BATCH = 1000
 INACTIVE_THRESHOLD_NS = 60_000_000_000
@@ -63,7 +69,7 @@ class _Inbox:
 
     def on_msg(self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
         if reply:
-            self.buf.append((reply, data))
+            self.buf.append((reply, subject, data))
         else:
             status = status_of(headers)
             if status == 100:  # idle heartbeat / flow control: only proves liveness
@@ -97,17 +103,21 @@ class _Inbox:
         return buf, statuses
 
 
-def _consumer_config(filter_subject: str, start_seq: int) -> dict[str, Any]:
-    return {
+def _consumer_config(filters: Filters, start_seq: int) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
         "deliver_policy": "by_start_sequence",
         "opt_start_seq": max(start_seq, 1),
         "ack_policy": "none",
-        "filter_subject": filter_subject,
         "inactive_threshold": INACTIVE_THRESHOLD_NS,
         "mem_storage": True,
         "num_replicas": 1,
         "max_waiting": 16,
     }
+    if len(filters) == 1:
+        cfg["filter_subject"] = filters[0]
+    else:
+        cfg["filter_subjects"] = filters
+    return cfg
 
 
 def _delete_later(api: JsApi, stream: str, name: str) -> None:
@@ -124,11 +134,11 @@ DIRECT_BATCH_MAX = 256
 
 async def direct_batch(
     api: JsApi, stream: str, subject: str, start_seq: int, count: int
-) -> list[tuple[int, bytes]]:
+) -> list[tuple[int, str, bytes]]:
     """Up to `count` messages of `subject` from `start_seq`: one batched direct get (ADR-31,
     nats-server 2.11+). One round trip, no consumer: the fast path for short reads."""
     nc = api.nc
-    rows: list[tuple[int, bytes]] = []
+    rows: list[tuple[int, str, bytes]] = []
     done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     def on_msg(subject_: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
@@ -137,7 +147,8 @@ async def direct_batch(
             if not done.done():
                 done.set_result(status)
             return
-        rows.append((raw_sequence(headers), data))
+        subj = header_value(headers, b"Nats-Subject") or b""
+        rows.append((raw_sequence(headers), subj.decode(), data))
 
     inbox = nc.new_inbox()
     sub = await subscribe(nc, inbox, on_msg)
@@ -171,41 +182,61 @@ READ_ATTEMPTS = 6
 
 
 async def read_range(
-    api: JsApi, stream: str, filter_subject: str, start_seq: int, limit: int | None = None
-) -> AsyncIterator[Chunk]:
-    """Yield the messages on `filter_subject` from `start_seq` that exist now (at most `limit`).
+    api: JsApi,
+    stream: str,
+    filters: Filters,
+    start_seq: int,
+    limit: int | None = None,
+    *,
+    until_seq: int = 0,
+) -> AsyncGenerator[Chunk, None]:
+    """Yield the messages on `filters` from `start_seq` that exist now (at most `limit`).
 
     If the consumer is lost midway (503 while a clustered consumer is being placed, 409
     leadership change, deliveries stopping), a new one continues after the last message
-    delivered, a few times, before giving up with an error.
+    delivered, a few times, before giving up with an error. `until_seq` is a sequence
+    known to match `filters` (e.g. this process's own last append): the read does not
+    end before it, even if the consumer's replica is behind (it reads again until then).
     """
     remaining = limit
     next_seq = start_seq
-    for attempt in range(1, READ_ATTEMPTS + 1):
+    attempt = 0
+    behind_until = time.monotonic() + max(api.timeout, 1.0)
+    while True:
         try:
-            chunks = _read_once(api, stream, filter_subject, next_seq, remaining)
+            chunks = _read_once(api, stream, filters, next_seq, remaining)
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
                     next_seq = seq_of(chunk[-1][0]) + 1
                     if remaining is not None:
                         remaining -= len(chunk)
                     yield chunk
-            return
         except _Interrupted as e:
-            if attempt == READ_ATTEMPTS:
+            attempt += 1
+            if attempt >= READ_ATTEMPTS:
                 raise NatsUnavailableError(
                     f"reading {stream} at {where(api.nc)} failed: {e}"
                 ) from None
             log.debug("read of %s interrupted (%s); continuing from %d", stream, e, next_seq)
             await asyncio.sleep(0.05 * attempt)
+            continue
+        if next_seq > until_seq or (remaining is not None and remaining <= 0):
+            return
+        # The replica that served the read has not stored what the leader acknowledged.
+        if time.monotonic() > behind_until:
+            raise NatsUnavailableError(
+                f"reading {stream} at {where(api.nc)}: the replica is behind the leader "
+                f"(sequence {until_seq} not there yet); try again"
+            )
+        await asyncio.sleep(0.02)
 
 
 async def _read_once(
-    api: JsApi, stream: str, filter_subject: str, start_seq: int, limit: int | None
-) -> AsyncIterator[Chunk]:
+    api: JsApi, stream: str, filters: Filters, start_seq: int, limit: int | None
+) -> AsyncGenerator[Chunk, None]:
     """One consumer's read; raises `_Interrupted` if it stops before the end."""
     try:
-        info = await api.consumer_create(stream, _consumer_config(filter_subject, start_seq))
+        info = await api.consumer_create(stream, _consumer_config(filters, start_seq))
     except NatsUnavailableError as e:
         if not api.nc.is_connected:
             raise
@@ -260,16 +291,16 @@ async def _read_once(
 async def follow(
     api: JsApi,
     stream: str,
-    filter_subject: str,
+    filters: Filters,
     start_seq: int,
     *,
     heartbeat: float = 1.0,
     batch: int = 256,
     closed: Callable[[], bool] = lambda: False,
-) -> AsyncIterator[Chunk]:
-    """Yield every message on `filter_subject` from `start_seq` on, forever, in order.
+) -> AsyncGenerator[Chunk, None]:
+    """Yield every message on `filters` from `start_seq` on, forever, in order.
 
-    Ends (within three heartbeats) once `closed()` is true: the store was closed.
+    Ends (within a quarter second) once `closed()` is true: the store was closed.
 
     Survives the consumer's loss and server restarts: a new consumer starts after the
     last delivered sequence, and anything at or below it is dropped, so no gaps and no
@@ -282,7 +313,7 @@ async def follow(
         if nc.is_closed:
             raise NatsUnavailableError(f"the connection to NATS at {where(nc)} is closed")
         try:
-            info = await api.consumer_create(stream, _consumer_config(filter_subject, next_seq))
+            info = await api.consumer_create(stream, _consumer_config(filters, next_seq))
         except AetherError as e:
             log.debug("watch: cannot create consumer (%s); retrying", e)
             await asyncio.sleep(backoff)
@@ -308,7 +339,7 @@ async def follow(
                 if left <= 0:
                     await nc.publish(next_subject, body, reply=reply)
                     left = batch
-                if not await inbox.wait(heartbeat * 3):
+                if not await inbox.wait(min(heartbeat * 3, 0.25)):  # short: see closed()
                     if time.monotonic() - inbox.active < heartbeat * 3:
                         continue  # idle but heartbeats arrive: the consumer is alive
                     break  # no heartbeat: consumer or server gone; start again

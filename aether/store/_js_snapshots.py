@@ -1,4 +1,4 @@
-"""Snapshots on JetStream: stream ``AETHER_<ns>_SNAPSHOTS``, one message kept per actor.
+"""Snapshots on JetStream: stream ``AETHERSNAP_<ns>``, one message kept per actor.
 
 A snapshot replaces the actor's previous one only if it is not older: the write is
 conditional on the subject's last sequence (server-checked), so two writers racing
@@ -7,11 +7,20 @@ cannot put an older snapshot over a newer one.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import orjson
 
 from aether.errors import AetherError
 from aether.event import Snapshot, decode_snapshot, encode_snapshot
-from aether.store._js_api import CONFLICT_CODES, ERR_LAST_SEQ_NOT_READY, JsApi, JsApiError
+from aether.store._js_api import (
+    CONFLICT_CODES,
+    ERR_LAST_SEQ_NOT_READY,
+    JsApi,
+    JsApiError,
+    RawMsg,
+)
 from aether.store._js_publish import Publisher
 from aether.subjects import snapshot_stream_name, snapshots_subject, validate_actor_id
 
@@ -21,8 +30,15 @@ _ATTEMPTS = 10
 class JetStreamSnapshots:
     """Latest-snapshot-per-actor storage of one namespace."""
 
-    def __init__(self, api: JsApi, publisher: Publisher, namespace: str) -> None:
+    def __init__(
+        self,
+        api: JsApi,
+        publisher: Publisher,
+        namespace: str,
+        get: Callable[[str, dict[str, Any]], Awaitable[RawMsg | None]] | None = None,
+    ) -> None:
         self._api = api
+        self._get = get if get is not None else api.direct_get
         self._pub = publisher
         self._ns = namespace
         self._stream = snapshot_stream_name(namespace)
@@ -32,7 +48,7 @@ class JetStreamSnapshots:
         payload = payload if payload is not None else encode_snapshot(snapshot)
         subject = snapshots_subject(self._ns, snapshot.actor_id)
         for _ in range(_ATTEMPTS):
-            current = await self._api.direct_get(self._stream, {"last_by_subj": subject})
+            current = await self._get(self._stream, {"last_by_subj": subject})
             if current is not None and orjson.loads(current.data)["version"] > snapshot.version:
                 return
             expected = current.seq if current is not None else 0
@@ -50,7 +66,5 @@ class JetStreamSnapshots:
     async def latest(self, actor_id: str) -> Snapshot | None:
         """The actor's latest snapshot, or None."""
         validate_actor_id(actor_id)
-        msg = await self._api.direct_get(
-            self._stream, {"last_by_subj": snapshots_subject(self._ns, actor_id)}
-        )
+        msg = await self._get(self._stream, {"last_by_subj": snapshots_subject(self._ns, actor_id)})
         return None if msg is None else decode_snapshot(msg.data)

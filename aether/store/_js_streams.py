@@ -1,7 +1,13 @@
 """The namespace's streams: the configuration Settings ask for, created or verified.
 
 An existing stream is never changed: if it differs from the configuration in a field
-aether relies on, `StoreConfigMismatchError` names every differing field.
+aether relies on, `StoreConfigMismatchError` names every differing field. A namespace
+made by aether 0.1 (events on ``aether.<ns>.events.<actor>``, without the slice token, or
+snapshots in ``AETHER_<ns>_SNAPSHOTS``) raises `LegacyLayoutError` and is never used.
+
+The events stream also holds the namespace's tracking records (``aether.<ns>.track.>``,
+written by processors in the same atomic batch as their outputs); reads of events
+always filter on the events subjects.
 """
 
 from __future__ import annotations
@@ -9,16 +15,20 @@ from __future__ import annotations
 from typing import Any
 
 from aether.config import JetStreamSettings
-from aether.errors import AetherError, StoreConfigMismatchError
+from aether.errors import AetherError, LegacyLayoutError, StoreConfigMismatchError
 from aether.store._js_api import ERR_STREAM_NAME_IN_USE, JsApi, JsApiError
 from aether.subjects import (
+    encode_token,
     events_wildcard,
+    legacy_events_wildcard,
+    legacy_snapshot_stream_name,
     snapshot_stream_name,
     snapshots_wildcard,
     stream_name,
 )
 
 NS = 1_000_000_000
+ERR_SUBJECTS_OVERLAP = 10065
 DEFAULT_DUPLICATE_WINDOW = 120.0
 
 _DURATIONS = frozenset({"max_age", "duplicate_window"})
@@ -47,6 +57,41 @@ SNAPSHOT_FIELDS = (
 )
 
 
+def tracking_wildcard(namespace: str) -> str:
+    """Subject filter of every tracking record of a namespace (in the events stream)."""
+    return f"aether.{namespace}.track.>"
+
+
+def tracking_subject(namespace: str, key: str) -> str:
+    """Subject of tracking record `key` (validated by `check_tracking`)."""
+    return f"aether.{namespace}.track.{encode_token(key)}"
+
+
+async def check_legacy(api: JsApi, namespace: str) -> None:
+    """Raise `LegacyLayoutError` if the events stream has aether 0.1's subjects.
+
+    (aether 0.1's snapshot stream is found when the new one is created: its subjects
+    overlap, see `legacy_snapshot_error`; no request to a stream the user may not see.)
+    """
+    name = stream_name(namespace)
+    info = await api.stream_info(name)
+    old = legacy_events_wildcard(namespace)
+    if info is not None and old in (info.get("config", {}).get("subjects") or []):
+        raise LegacyLayoutError(
+            f"namespace {namespace} was created by aether 0.1 (subjects {old}); copy its "
+            f"events into a new namespace, or delete stream {name}"
+        )
+
+
+def legacy_snapshot_error(namespace: str) -> LegacyLayoutError:
+    """The error for a namespace whose snapshots are in aether 0.1's stream."""
+    snap = legacy_snapshot_stream_name(namespace)
+    return LegacyLayoutError(
+        f"namespace {namespace} was created by aether 0.1 (snapshot stream {snap}); "
+        f"delete stream {snap} (snapshots are rebuilt from events) or use a new namespace"
+    )
+
+
 def events_stream_config(namespace: str, js: JetStreamSettings, *, atomic: bool) -> dict[str, Any]:
     """The events stream: file storage, immutable while retained, direct get, atomic batches."""
     dup = js.duplicate_window or DEFAULT_DUPLICATE_WINDOW
@@ -54,7 +99,7 @@ def events_stream_config(namespace: str, js: JetStreamSettings, *, atomic: bool)
         dup = js.max_age  # the server refuses a duplicate window longer than max age
     cfg: dict[str, Any] = {
         "name": stream_name(namespace),
-        "subjects": [events_wildcard(namespace)],
+        "subjects": [events_wildcard(namespace), tracking_wildcard(namespace)],
         "retention": "limits",
         "storage": "file",
         "num_replicas": js.replicas,
@@ -121,15 +166,24 @@ def differences(
 
 
 async def ensure_stream(
-    api: JsApi, want: dict[str, Any], fields: tuple[str, ...]
+    api: JsApi,
+    want: dict[str, Any],
+    fields: tuple[str, ...],
+    *,
+    on_overlap: AetherError | None = None,
 ) -> dict[str, Any]:
-    """Create the stream `want` describes, or verify the existing one; return its config."""
+    """Create the stream `want` describes, or verify the existing one; return its config.
+
+    `on_overlap` is raised if another stream already has the subjects.
+    """
     name = want["name"]
     info = await api.stream_info(name)
     if info is None:
         try:
             info = await api.stream_create(want)
         except JsApiError as e:
+            if e.err_code == ERR_SUBJECTS_OVERLAP and on_overlap is not None:
+                raise on_overlap from None
             if e.err_code != ERR_STREAM_NAME_IN_USE:
                 raise AetherError(f"cannot create stream {name}: {e.description}") from None
             info = await api.stream_info(name)  # created meanwhile with another config

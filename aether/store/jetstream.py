@@ -1,48 +1,99 @@
 """`JetStreamEventStore`: the production store, on NATS JetStream.
 
 Layout (see `aether.subjects`): events of namespace ``ns`` in stream ``AETHER_<ns>`` on
-``aether.<ns>.events.<actor-token>``, one subject per actor, so an actor's version is the
-count of its subject's messages and the global position is the stream sequence.
-Snapshots in ``AETHER_<ns>_SNAPSHOTS``.
+``aether.<ns>.events.<slice>.<actor-token>``, one subject per actor, so an actor's
+version is the count of its subject's messages and the global position is the stream
+sequence. The same stream holds tracking records on ``aether.<ns>.track.<key>``
+(never returned by event reads). Snapshots in ``AETHERSNAP_<ns>``. A namespace made by
+aether 0.1's layout raises `LegacyLayoutError` at setup and is never used.
 
 Writes. The server checks every append: ``Nats-Expected-Last-Subject-Sequence`` carries
 the stream sequence of the actor's last event (0 for a new actor), and the server
 refuses the publish if the subject moved on (10071; 10164 on clustered streams). The
 store keeps, per actor it has written or read, (latest version, its stream sequence),
 so a writer appending to an actor it knows publishes at once, without a read; after a
-conflict it reads the actor's last message (direct get) to report the actual version.
-The event id travels as ``Nats-Msg-Id``. Re-saving an event that is already stored
-(same id, same version; e.g. after a `PublishTimeoutError`) returns it, without a
-duplicate, however long ago it was first saved. Appends from many tasks are in flight
-together (no lock; at most ``jetstream.max_in_flight`` await acks).
+conflict it reads the actor's last message from the stream leader to report the
+actual version. The event id travels as ``Nats-Msg-Id``. Re-saving an event that is
+already stored (same id, same version; e.g. after a `PublishTimeoutError`) returns it,
+without a duplicate, however long ago it was first saved. Appends from many tasks are in
+flight together (no lock; at most ``jetstream.max_in_flight`` await acks).
 
-``save_events`` publishes one JetStream atomic batch (ADR-50, nats-server 2.12+):
-all or nothing. The server takes at most 1000 messages per batch, so a larger input is
-split into consecutive batches of 1000, each atomic on its own: if a later batch fails
-(e.g. a concurrent writer took the next version), the earlier ones stay stored. Without
-atomic batch support on the server, ``save_events`` of more than one event raises
-`UnsupportedServerError` instead of appending non-atomically.
+While JetStream is busy (a stream leader election, a server restart, "duplicate message
+id is in process", no responders) an append is re-sent, identical, within
+``jetstream.publish_timeout``; if no answer comes, `PublishTimeoutError` (an
+`OutcomeUnknownError`, retriable): the outcome is unknown and re-saving the same events
+is safe. A publish issued while disconnected is sent on reconnect and awaited within the
+same deadline. Reads during an outage raise `NatsUnavailableError` (retriable).
 
-Reads. ``get_latest_version`` is one direct get of the actor's last message.
-``iter_events`` finds the stream sequence of ``from_version`` by a binary search of
-direct gets (``next_by_subj``) and then streams only that actor's subject through a
-pull consumer. ``read_all`` streams the namespace; ``watch`` follows it and survives
-consumer loss and server restarts without gaps or duplicates. ``list_actors`` pages
-through the stream's subjects (``subjects_filter``) and their message counts.
+``save_events`` is a unit of work: the events of one or more actors (and optionally a
+tracking record) in ONE JetStream atomic batch (ADR-50, nats-server 2.12+), with each
+actor's expectation on its first message: all or nothing. At most `MAX_BATCH` (1000)
+messages, the server's limit: a larger unit raises `UnitTooLargeError` (never split; a
+tracking record takes one of the 1000). On a refusal, every actor not at its expected
+version is named in the `VersionConflictError`; a tracking record that moved on gives
+`TrackingConflictError` (when an actor is seen to conflict too, the `VersionConflictError`
+is raised). Re-saving the identical unit returns the stored events.
+
+Tracking records: the last message on ``aether.<ns>.track.<key-token>``, JSON
+``{"key", "position", "data", "revision"}``. The revision counts the record's commits
+(1, 2, ...); a commit expecting revision ``r`` carries
+``Nats-Expected-Last-Subject-Sequence`` = the stream sequence of the record at ``r`` (0
+for none), so the server fences a stale writer atomically with the unit's events. With
+``jetstream.max_age`` a record not rewritten within it ages out like events do.
+
+Reads. ``get_latest_version`` is one read of the actor's last message. ``iter_events``
+finds the stream sequence of ``from_version`` by a binary search of single-message gets
+(``next_by_subj``) and then streams only that actor's subject (batched direct get or a
+pull consumer), checking that every version of the range came. ``read_all`` and
+``watch`` select slices on the server (consumer ``filter_subjects``); ``watch`` follows
+the stream and survives consumer loss and server restarts without gaps or duplicates.
+``list_actors`` pages through the stream's subjects and their message counts. Messages
+on aether subjects that aether cannot have written raise `CorruptEventError` in an
+actor's reads; namespace-wide scans skip them, count them (`skipped_corrupt`) and log a
+warning on logger ``aether.store``.
+
+Replicated streams (``jetstream.replicas`` > 1) and what another process sees. Direct
+gets are answered by any replica, and a follower may lag the leader. This store never
+reports less than it has itself acknowledged: it keeps a per-actor high-water mark (the
+version and sequence of its own last acknowledged append or read), a read older than it
+is never returned nor cached, a conflict's ``actual`` is read from the stream leader,
+and ``get_events(from_version=v)`` right after saving ``v`` contains ``v`` (a short
+answer from a replica is completed from the leader). What *another* process sees right
+after an append depends on ``jetstream.read_from``: with ``leader`` (the default) its
+``get_latest_version``, ``get_events`` and the version checks of its next append go to
+the stream leader, so it sees every acknowledged event (the append was acknowledged only
+once a majority stored it, and the leader answers); with ``any`` they may be answered by
+a replica that has not stored the append yet, so it may briefly see an older version
+(its next append then gets a `VersionConflictError` whose ``actual`` is the leader's,
+and a retry settles). ``read_all``/``watch`` of another process are served by a
+consumer on one replica and deliver the event as soon as that replica stores it. On a
+single server (R1) every read is the server's truth.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from nats.aio.client import Client as NATS
 
 from aether.config import Settings
-from aether.errors import AetherError, InvalidEventError, UnsupportedServerError
+from aether.errors import (
+    ActorConflict,
+    CorruptEventError,
+    InvalidEventError,
+    NatsUnavailableError,
+    StoreClosedError,
+    TrackingConflictError,
+    UnitTooLargeError,
+    UnsupportedServerError,
+    VersionConflictError,
+)
 from aether.event import Event, Snapshot, decode_event, encode_event, encode_snapshot
 from aether.store._js_api import (
     CONFLICT_CODES,
@@ -52,10 +103,12 @@ from aether.store._js_api import (
     RawMsg,
     server_version,
 )
-from aether.store._js_batch import MAX_BATCH, BatchPublisher
+from aether.store._js_batch import MAX_BATCH, BatchPublisher, Message
+from aether.store._js_decode import CorruptCounter, actor_of_subject, decode_stored
 from aether.store._js_publish import Publisher
 from aether.store._js_reader import (
     DIRECT_BATCH_MAX,
+    Chunk,
     direct_batch,
     follow,
     read_range,
@@ -66,15 +119,29 @@ from aether.store._js_snapshots import JetStreamSnapshots
 from aether.store._js_streams import (
     EVENT_FIELDS,
     SNAPSHOT_FIELDS,
+    check_legacy,
     ensure_stream,
     events_stream_config,
+    legacy_snapshot_error,
     snapshots_stream_config,
+    tracking_subject,
 )
-from aether.store.base import check_batch, check_nonnegative_int, conflict, same_event
+from aether.store.base import (
+    Tracking,
+    TrackingRecord,
+    check_nonnegative_int,
+    check_tracking,
+    check_unit,
+    conflict,
+    same_event,
+)
 from aether.subjects import (
-    actor_from_events_subject,
+    Slices,
+    _slice_of,
     events_subject,
     events_wildcard,
+    normalize_slices,
+    slice_filters,
     stream_name,
     validate_actor_id,
     validate_namespace,
@@ -83,6 +150,7 @@ from aether.subjects import (
 CACHE_MAX = 100_000
 """Actors whose (version, sequence) the store remembers; the oldest are forgotten first."""
 
+_UNKNOWN = "\x00unknown"
 _CONFLICT_RETRIES = 5
 _NOT_READY_RETRIES = 50
 _LIST_PAGE_CONCURRENCY = 64
@@ -90,7 +158,7 @@ _LIST_PAGE_CONCURRENCY = 64
 
 @dataclass(slots=True)
 class _Tip:
-    """An actor's last event as read from the stream."""
+    """An actor's last event: its version and stream sequence (and message, if read)."""
 
     version: int
     seq: int
@@ -125,12 +193,20 @@ class JetStreamEventStore:
         self._api = JsApi(nc, timeout=js.publish_timeout)
         self._pub = Publisher(nc, timeout=js.publish_timeout, max_in_flight=js.max_in_flight)
         self._batches = BatchPublisher(self._pub)
-        self._snapshots = JetStreamSnapshots(self._api, self._pub, self._ns)
+        self._snapshots = JetStreamSnapshots(self._api, self._pub, self._ns, self._get)
         self._stream = stream_name(self._ns)
         self._max = self._settings.max_event_bytes
         self._cache: dict[str, tuple[int, int]] = {}
+        self._own_seq: dict[int, int] = {}  # slice -> sequence of this store's last append
+        self._corrupt = CorruptCounter(self._ns)
+        self._subject_actors: dict[bytes, str | None] = {}
+        self._tracks: dict[str, tuple[int, int]] = {}  # tracking key -> (revision, sequence)
+        self._watch_starts: set[asyncio.Task[int]] = set()
+        self._limits = bool(js.max_age) or js.max_bytes >= 0
         self._atomic = False
         self._direct_batch = False
+        self._replicated = False
+        self._leader_reads = False
         self._ready = False
         self._closed = False
 
@@ -146,7 +222,9 @@ class JetStreamEventStore:
         try:
             await store.setup()
         except BaseException:
-            await nc.close()
+            with contextlib.suppress(Exception):
+                await store._pub.close()
+                await nc.close()
             raise
         return store
 
@@ -165,26 +243,41 @@ class JetStreamEventStore:
         return store
 
     async def setup(self) -> None:
-        """Create the namespace's streams, or verify they match the settings."""
+        """Check JetStream, refuse a legacy layout, create or verify the streams."""
         js = self._settings.jetstream
+        await self._api.check_jetstream()
+        await check_legacy(self._api, self._ns)
+        # Snapshots first: aether 0.1's snapshot stream shows as overlapping subjects, and
+        # then nothing of the new layout is made.
+        await ensure_stream(
+            self._api,
+            snapshots_stream_config(self._ns, js),
+            SNAPSHOT_FIELDS,
+            on_overlap=legacy_snapshot_error(self._ns),
+        )
         atomic = server_version(self._nc) >= (2, 12, 0)
         config = await ensure_stream(
             self._api, events_stream_config(self._ns, js, atomic=atomic), EVENT_FIELDS
         )
         self._atomic = bool(config.get("allow_atomic"))
         self._direct_batch = server_version(self._nc) >= (2, 11, 0)
-        await ensure_stream(self._api, snapshots_stream_config(self._ns, js), SNAPSHOT_FIELDS)
+        self._replicated = int(config.get("num_replicas", 1)) > 1
+        self._leader_reads = self._replicated and js.read_from == "leader"
         self._ready = True
 
     def _check_open(self) -> None:
         if self._closed:
-            raise AetherError(f"JetStream store of namespace {self._ns!r}: the store is closed")
+            raise StoreClosedError(
+                f"JetStream store of namespace {self._ns!r}: the store is closed"
+            )
 
     async def close(self) -> None:
-        """Fail pending publishes, drop subscriptions, close the connection if owned."""
+        """Refuse further work, end watches, drop subscriptions, close the connection if owned."""
         if self._closed:
             return
         self._closed = True
+        for task in list(self._watch_starts):
+            task.cancel()
         await settle_background()
         await self._pub.close()
         if self._owns and not self._nc.is_closed:
@@ -214,7 +307,46 @@ class JetStreamEventStore:
         """Whether the stream accepts atomic batches (``save_events`` of many events)."""
         return self._atomic
 
-    # -- the per-actor cache ------------------------------------------------------------
+    @property
+    def max_batch(self) -> int:
+        """The most events one `save_events` appends atomically: the server's 1000."""
+        return MAX_BATCH
+
+    @property
+    def skipped_corrupt(self) -> int:
+        """How many foreign or corrupt messages namespace-wide scans have skipped."""
+        return self._corrupt.count
+
+    @property
+    def replicated(self) -> bool:
+        """Whether the events stream has more than one replica."""
+        return self._replicated
+
+    # -- single-message reads -----------------------------------------------------------
+
+    async def _get(
+        self, stream: str, body: dict[str, Any], *, leader: bool | None = None
+    ) -> RawMsg | None:
+        """One message: from the stream leader (leader reads, or `leader`) or any replica.
+
+        Retried briefly while JetStream is busy (a read is idempotent); then
+        `NatsUnavailableError`.
+        """
+        use_leader = self._leader_reads if leader is None else (leader and self._replicated)
+        get = self._api.msg_get if use_leader else self._api.direct_get
+        deadline = time.monotonic() + self._api.timeout
+        backoff = 0.02
+        while True:
+            self._check_open()
+            try:
+                return await get(stream, body)
+            except NatsUnavailableError:
+                if self._nc.is_closed or time.monotonic() + backoff > deadline:
+                    raise
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 0.5)
+
+    # -- the per-actor high-water mark ----------------------------------------------------
 
     def _remember(self, actor_id: str, version: int, seq: int) -> None:
         cur = self._cache.get(actor_id)
@@ -224,44 +356,67 @@ class JetStreamEventStore:
             del self._cache[next(iter(self._cache))]
         self._cache[actor_id] = (version, seq)
 
-    async def _tip(self, actor_id: str, subject: str) -> _Tip:
-        """Read the actor's last event (direct get); refresh the cache."""
+    async def _tip(self, actor_id: str, subject: str, *, leader: bool | None = None) -> _Tip:
+        """The actor's last event, never older than what this store acknowledged."""
         self._check_open()
-        msg = await self._api.direct_get(self._stream, {"last_by_subj": subject})
+        msg = await self._get(self._stream, {"last_by_subj": subject}, leader=leader)
+        cached = self._cache.get(actor_id)
         if msg is None:
-            self._cache.pop(actor_id, None)
+            if cached is not None:
+                return _Tip(cached[0], cached[1], None)
             return _Tip(0, 0, None)
-        version = int(orjson.loads(msg.data)["version"])
-        self._cache.pop(actor_id, None)
+        version = decode_stored(msg.subject or subject, msg.data, msg.seq, actor_id).version
+        if cached is not None and cached[0] > version:
+            return _Tip(cached[0], cached[1], None)  # a replica behind this store's writes
         self._remember(actor_id, version, msg.seq)
         return _Tip(version, msg.seq, msg)
 
     # -- writes -------------------------------------------------------------------------
+
+    async def _watch_barrier(self) -> None:
+        # A watch(None) started before this write fixes its start first (see `watch`).
+        if self._watch_starts:
+            await asyncio.wait(list(self._watch_starts))
 
     async def save_event(self, event: Event) -> Event:
         """Append `event` iff its version is the actor's latest + 1 (checked by the server)."""
         payload = encode_event(event, self._max)
         return (await self._write(event.actor_id, [event], [payload]))[0]
 
-    async def save_events(self, events: Sequence[Event]) -> list[Event]:
-        """Append consecutive events of one actor atomically (in atomic batches of 1000)."""
-        actor_id = check_batch(events)
+    async def save_events(
+        self, events: Sequence[Event], *, tracking: Tracking | None = None
+    ) -> list[Event]:
+        """Append a unit of work (one or more actors) in one atomic batch: all or none.
+
+        With `tracking`, the tracking record is committed in the same batch (and `events`
+        may be empty: a checkpoint alone); refused whole with `TrackingConflictError` when
+        the record is not at ``tracking.expected``.
+        """
+        self._check_open()
+        if tracking is not None:
+            check_tracking(tracking)
+            if isinstance(events, Sequence) and not isinstance(events, Event) and not events:
+                await self._checkpoint(tracking)
+                return []
+        groups = check_unit(events, MAX_BATCH)
+        if tracking is not None and len(events) + 1 > MAX_BATCH:
+            raise UnitTooLargeError(len(events), MAX_BATCH - 1)
         payloads = [encode_event(e, self._max) for e in events]
-        if len(events) > 1 and not self._atomic:
+        if len(events) == 1 and tracking is None:
+            return await self._write(events[0].actor_id, events, payloads)
+        if not self._atomic:
             raise UnsupportedServerError(
-                f"stream {self._stream} has no atomic batch publish (needs nats-server 2.12+ and "
-                "allow_atomic); save_events of several events would not be atomic"
+                f"stream {self._stream} has no atomic batch publish (needs nats-server 2.12+ "
+                "and allow_atomic); a unit of several messages would not be atomic"
             )
-        stored: list[Event] = []
-        for i in range(0, len(events), MAX_BATCH):
-            chunk = slice(i, i + MAX_BATCH)
-            stored += await self._write(actor_id, events[chunk], payloads[chunk])
-        return stored
+        return await self._write_unit(groups, events, payloads, tracking)
 
     async def _write(
         self, actor_id: str, events: Sequence[Event], payloads: list[bytes]
     ) -> list[Event]:
         self._check_open()
+        if self._watch_starts:
+            await self._watch_barrier()
         subject = events_subject(self._ns, actor_id)
         first = events[0]
         cached = self._cache.get(actor_id)
@@ -277,16 +432,17 @@ class JetStreamEventStore:
             else:
                 latest, expected = cached
             if first.version != latest + 1:
-                if tip is None:  # the cache may be behind another writer: look
-                    tip = await self._tip(actor_id, subject)
-                    continue
+                if tip is None or tip.msg is None:  # the cache may be behind: ask the leader
+                    tip = await self._tip(actor_id, subject, leader=True)
+                    if first.version == tip.version + 1:
+                        continue
                 return await self._settle(actor_id, subject, events, tip)
             try:
                 return await self._publish(actor_id, subject, events, payloads, expected)
             except JsApiError as e:
                 if e.err_code in CONFLICT_CODES:
                     conflicts += 1
-                    tip = await self._tip(actor_id, subject)
+                    tip = await self._tip(actor_id, subject, leader=True)
                     if conflicts > _CONFLICT_RETRIES and first.version == tip.version + 1:
                         raise conflict(first, tip.version) from None
                     continue
@@ -296,6 +452,12 @@ class JetStreamEventStore:
                     continue
                 raise
 
+    def _acknowledged(self, actor_id: str, version: int, seq: int) -> None:
+        self._remember(actor_id, version, seq)
+        sl = _slice_of(actor_id)
+        if self._own_seq.get(sl, 0) < seq:
+            self._own_seq[sl] = seq
+
     async def _publish(
         self,
         actor_id: str,
@@ -304,57 +466,266 @@ class JetStreamEventStore:
         payloads: list[bytes],
         expected: int,
     ) -> list[Event]:
-        n = len(events)
-        if n == 1:
-            event = events[0]
-            headers = {
-                "Nats-Msg-Id": event.id,
-                "Nats-Expected-Last-Subject-Sequence": str(expected),
-            }
+        event = events[0]
+        headers = {
+            "Nats-Msg-Id": event.id,
+            "Nats-Expected-Last-Subject-Sequence": str(expected),
+        }
+        ack = await self._pub.publish(subject, payloads[0], headers)
+        if ack.get("duplicate") and not await self._is_stored_at(
+            subject, event, payloads[0], ack["seq"]
+        ):
+            # The id was used by another event within the duplicate window: publish
+            # without it (the expected-sequence check still guards the append).
+            del headers["Nats-Msg-Id"]
             ack = await self._pub.publish(subject, payloads[0], headers)
-            if ack.get("duplicate") and not await self._is_stored_at(
-                subject, event, payloads[0], ack["seq"]
-            ):
-                # The id was used by another event within the duplicate window: publish
-                # without it (the expected-sequence check still guards the append).
-                del headers["Nats-Msg-Id"]
-                ack = await self._pub.publish(subject, payloads[0], headers)
-        else:
-            ack = await self._batches.publish(
-                subject, payloads, {"Nats-Expected-Last-Subject-Sequence": str(expected)}
-            )
-        last_seq = int(ack["seq"])
-        self._remember(actor_id, events[-1].version, last_seq)
-        first_seq = last_seq - n + 1
-        return [e.with_position(first_seq + i) for i, e in enumerate(events)]
+        seq = int(ack["seq"])
+        self._acknowledged(actor_id, event.version, seq)
+        return [event.with_position(seq)]
 
     async def _is_stored_at(self, subject: str, event: Event, payload: bytes, seq: int) -> bool:
-        msg = await self._api.direct_get(self._stream, {"seq": seq})
+        msg = await self._get(self._stream, {"seq": seq}, leader=True)
         if msg is None or msg.subject != subject:
             return False
-        return bytes(msg.data) == payload or same_event(decode_event(msg.data), event)
+        if bytes(msg.data) == payload:
+            return True
+        try:
+            return same_event(decode_event(msg.data), event)
+        except Exception:
+            return False
 
     async def _settle(
         self, actor_id: str, subject: str, events: Sequence[Event], tip: _Tip
     ) -> list[Event]:
         """`events` do not follow the latest version: a re-save of stored events, or a conflict."""
+        stored = await self._stored_as(actor_id, subject, events, tip)
+        if stored is not None:
+            return stored
+        raise conflict(events[0], tip.version)
+
+    async def _stored_as(
+        self, actor_id: str, subject: str, events: Sequence[Event], tip: _Tip
+    ) -> list[Event] | None:
+        """The stored events if `events` (one actor's) are stored already, else None."""
         first, last = events[0], events[-1]
-        if first.version >= 1 and last.version <= tip.version:
-            stored = [
-                e
-                async for chunk in self._read(subject, first.version, last.version, tip)
-                for e in chunk
+        if not (first.version >= 1 and last.version <= tip.version):
+            return None
+        stored = [
+            e
+            async for chunk in self._read(actor_id, subject, first.version, last.version, tip)
+            for e in chunk
+        ]
+        if len(stored) == len(events) and all(
+            same_event(s, e) for s, e in zip(stored, events, strict=True)
+        ):
+            return stored
+        return None
+
+    # -- units of work and tracking records ---------------------------------------------
+
+    async def _write_unit(
+        self,
+        groups: dict[str, list[Event]],
+        events: Sequence[Event],
+        payloads: list[bytes],
+        tracking: Tracking | None,
+    ) -> list[Event]:
+        self._check_open()
+        await self._watch_barrier()
+        subjects = {a: events_subject(self._ns, a) for a in groups}
+        unknown = [a for a, g in groups.items() if a not in self._cache and g[0].version != 1]
+        if unknown:
+            await self._read_tips(unknown, subjects)
+        not_ready = 0
+        for _attempt in range(_CONFLICT_RETRIES + 1):
+            beliefs = {a: self._cache.get(a, (0, 0)) for a in groups}
+            off = [a for a, g in groups.items() if g[0].version != beliefs[a][0] + 1]
+            if off:
+                tips = await self._read_tips(off, subjects, leader=True)
+                for a in off:
+                    beliefs[a] = (tips[a].version, tips[a].seq)
+                if any(groups[a][0].version != beliefs[a][0] + 1 for a in off):
+                    return await self._settle_unit(groups, events, subjects, tracking)
+            messages: list[Message] = []
+            seen: set[str] = set()
+            for e, payload in zip(events, payloads, strict=True):
+                headers: dict[str, str] = {}
+                if e.actor_id not in seen:
+                    seen.add(e.actor_id)
+                    headers["Nats-Expected-Last-Subject-Sequence"] = str(beliefs[e.actor_id][1])
+                messages.append((subjects[e.actor_id], payload, headers))
+            if tracking is not None:
+                tseq = await self._tracking_seq(tracking)
+                messages.append(self._tracking_message(tracking, tseq))
+            try:
+                ack = await self._batches.publish(messages)
+            except JsApiError as e:
+                if e.err_code in CONFLICT_CODES:
+                    await self._read_tips(list(groups), subjects, leader=True)
+                    beliefs = {a: self._cache.get(a, (0, 0)) for a in groups}
+                    if any(g[0].version != beliefs[a][0] + 1 for a, g in groups.items()):
+                        return await self._settle_unit(groups, events, subjects, tracking)
+                    if tracking is not None:
+                        await self._check_tracking_at(tracking)
+                    continue  # the cache was behind another writer: try again
+                if e.err_code == ERR_LAST_SEQ_NOT_READY and not_ready < _NOT_READY_RETRIES:
+                    not_ready += 1
+                    await asyncio.sleep(min(0.01 * not_ready, 0.2))
+                    continue
+                raise
+            last_seq = int(ack["seq"])
+            first_seq = last_seq - len(messages) + 1
+            stored: list[Event] = []
+            lasts: dict[str, tuple[int, int]] = {}
+            for i, event in enumerate(events):
+                stored.append(event.with_position(first_seq + i))
+                lasts[event.actor_id] = (event.version, first_seq + i)
+            for a, (version, seq) in lasts.items():
+                self._acknowledged(a, version, seq)
+            if tracking is not None:
+                self._tracked(tracking.key, tracking.expected + 1, last_seq)
+            return stored
+        # Kept losing races although every actor looked right: report what the leader has.
+        return await self._settle_unit(groups, events, subjects, tracking, final=True)
+
+    async def _read_tips(
+        self, actors: list[str], subjects: dict[str, str], *, leader: bool | None = None
+    ) -> dict[str, _Tip]:
+        tips = await asyncio.gather(*(self._tip(a, subjects[a], leader=leader) for a in actors))
+        return dict(zip(actors, tips, strict=True))
+
+    async def _settle_unit(
+        self,
+        groups: dict[str, list[Event]],
+        events: Sequence[Event],
+        subjects: dict[str, str],
+        tracking: Tracking | None,
+        *,
+        final: bool = False,
+    ) -> list[Event]:
+        """Some actor is not where the unit expects it: a re-save, or conflicts."""
+        tips = await self._read_tips(list(groups), subjects, leader=True)
+        conflicts: list[ActorConflict] = []
+        stored: dict[str, list[Event]] = {}
+        for a, g in groups.items():
+            tip = tips[a]
+            if g[0].version == tip.version + 1 and not final:
+                continue
+            found = await self._stored_as(a, subjects[a], g, tip)
+            if found is not None:
+                stored[a] = found
+            else:
+                conflicts.append(ActorConflict(a, g[0].version - 1, tip.version))
+        if conflicts:
+            raise VersionConflictError.of(conflicts)
+        if len(stored) == len(groups):  # the identical unit, stored earlier
+            by_id = {e.id: e for found in stored.values() for e in found}
+            return [by_id[e.id] for e in events]
+        # Some actors' part is stored and others' not: not the same unit; the actors whose
+        # part is stored are the ones not at the unit's expected version.
+        raise VersionConflictError.of(
+            [
+                ActorConflict(a, g[0].version - 1, tips[a].version)
+                for a, g in groups.items()
+                if a in stored
             ]
-            if len(stored) == len(events) and all(
-                same_event(s, e) for s, e in zip(stored, events, strict=True)
+        )
+
+    def _tracking_message(self, tracking: Tracking, expected_seq: int) -> Message:
+        payload = orjson.dumps(
+            {
+                "key": tracking.key,
+                "position": tracking.position,
+                "data": tracking.data,
+                "revision": tracking.expected + 1,
+            }
+        )
+        return (
+            tracking_subject(self._ns, tracking.key),
+            payload,
+            {"Nats-Expected-Last-Subject-Sequence": str(expected_seq)},
+        )
+
+    async def _tracking_seq(self, tracking: Tracking) -> int:
+        """The stream sequence of the record at revision ``tracking.expected`` (0: none);
+        `TrackingConflictError` if the record is elsewhere."""
+        if tracking.expected == 0:
+            return 0
+        cached = self._tracks.get(tracking.key)
+        if cached is not None and cached[0] == tracking.expected:
+            return cached[1]
+        record = await self.get_tracking(tracking.key)
+        actual = record.revision if record is not None else 0
+        if record is None or actual != tracking.expected:
+            raise TrackingConflictError(tracking.key, tracking.expected, actual)
+        return self._tracks[tracking.key][1]
+
+    async def _check_tracking_at(self, tracking: Tracking) -> None:
+        self._tracks.pop(tracking.key, None)
+        record = await self.get_tracking(tracking.key)
+        actual = record.revision if record is not None else 0
+        if actual != tracking.expected:
+            raise TrackingConflictError(tracking.key, tracking.expected, actual)
+
+    def _tracked(self, key: str, revision: int, seq: int) -> None:
+        if len(self._tracks) >= CACHE_MAX:
+            self._tracks.clear()
+        self._tracks[key] = (revision, seq)
+
+    async def _checkpoint(self, tracking: Tracking) -> None:
+        """A tracking record alone: one publish with the expectation."""
+        if self._watch_starts:
+            await self._watch_barrier()
+        for _ in range(_NOT_READY_RETRIES):
+            expected_seq = await self._tracking_seq(tracking)
+            subject, payload, headers = self._tracking_message(tracking, expected_seq)
+            try:
+                ack = await self._pub.publish(subject, payload, headers)
+            except JsApiError as e:
+                if e.err_code in CONFLICT_CODES:
+                    await self._check_tracking_at(tracking)
+                    continue  # the server said no, the leader says yes: look again
+                if e.err_code == ERR_LAST_SEQ_NOT_READY:
+                    await asyncio.sleep(0.02)
+                    continue
+                raise
+            self._tracked(tracking.key, tracking.expected + 1, int(ack["seq"]))
+            return
+        raise TrackingConflictError(tracking.key, tracking.expected, -1)
+
+    async def get_tracking(self, key: str) -> TrackingRecord | None:
+        """The tracking record `key` as the stream leader holds it, or None.
+
+        Its `revision` counts the record's commits (1 after the first); the next commit
+        must expect it.
+        """
+        self._check_open()
+        check_tracking(Tracking(key, 0, 0))
+        subject = tracking_subject(self._ns, key)
+        msg = await self._get(self._stream, {"last_by_subj": subject}, leader=True)
+        if msg is None:
+            return None
+        try:
+            d = orjson.loads(msg.data)
+            position, data, revision = d["position"], d["data"], d["revision"]
+            if (
+                d["key"] != key
+                or type(position) is not int
+                or type(revision) is not int
+                or not isinstance(data, dict)
             ):
-                return stored
-        raise conflict(first, tip.version)
+                raise ValueError
+        except Exception:
+            raise CorruptEventError(
+                msg.seq, "not an aether tracking record", subject=subject
+            ) from None
+        self._tracked(key, revision, msg.seq)
+        return TrackingRecord(key, position, revision, data)
 
     # -- reads --------------------------------------------------------------------------
 
     async def get_latest_version(self, actor_id: str) -> int:
-        """The actor's latest version (0 if none): one direct get of its last message."""
+        """The actor's latest version (0 if none): one read of its last message."""
         validate_actor_id(actor_id)
         return (await self._tip(actor_id, events_subject(self._ns, actor_id))).version
 
@@ -374,45 +745,97 @@ class JetStreamEventStore:
         subject = events_subject(self._ns, actor_id)
         tip = await self._tip(actor_id, subject)
         end = tip.version if to_version is None else min(to_version, tip.version)
-        chunks = self._read(subject, max(from_version, 1), end, tip)
+        chunks = self._read(actor_id, subject, max(from_version, 1), end, tip)
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
                 for e in chunk:
                     yield e
 
     async def _read(
-        self, subject: str, start: int, end: int, tip: _Tip
-    ) -> AsyncIterator[list[Event]]:
-        """Versions ``start..end`` (``end <= tip.version``) of one actor, in chunks."""
+        self, actor_id: str, subject: str, start: int, end: int, tip: _Tip
+    ) -> AsyncGenerator[list[Event], None]:
+        """Versions ``start..end`` (``end <= tip.version``) of one actor, in chunks.
+
+        Every version of the range is checked to come, in order: a replica that is behind
+        the leader (or a lost consumer) never shortens the read; what it lacks is read
+        from the leader.
+        """
         if start > end:
             return
         if start == end == tip.version and tip.msg is not None:
-            yield [decode_event(tip.msg.data, tip.seq)]
+            yield [decode_stored(tip.msg.subject or subject, tip.msg.data, tip.seq, actor_id)]
             return
         start_seq = 1 if start == 1 else await self._seq_of_version(subject, start, tip)
+        expect = start
+        last_seq = start_seq - 1
         count = end - start + 1
+
+        def check(rows: list[tuple[int, str, bytes]]) -> list[Event]:
+            nonlocal expect, last_seq
+            out: list[Event] = []
+            for seq, subj, data in rows:
+                # the rows come from a read filtered on the actor's own subject
+                try:
+                    e = decode_event(data, seq)
+                    ok = e.actor_id == actor_id and type(e.version) is int
+                except Exception:
+                    ok = False
+                if not ok:
+                    e = decode_stored(subj or subject, data, seq, actor_id)
+                if seq > last_seq:
+                    last_seq = seq
+                if e.version < expect or e.version > end:
+                    if e.version < start or e.version > end:
+                        continue  # old versions aged out meanwhile (max age): trim
+                    raise CorruptEventError(
+                        seq, f"version {e.version} where {expect} was expected", subject=subj
+                    )
+                if e.version > expect and not (self._limits and not out and expect == start):
+                    raise CorruptEventError(
+                        seq, f"version {e.version} where {expect} was expected", subject=subj
+                    )
+                # the first versions of the range aged out: start at the first one left
+                expect = e.version + 1
+                out.append(e)
+            return out
+
         if count <= DIRECT_BATCH_MAX and self._direct_batch:
             rows = await direct_batch(self._api, self._stream, subject, start_seq, count)
-            yield [
-                e
-                for e in (decode_event(data, seq) for seq, data in rows)
-                if start <= e.version <= end
-            ]
-            return
-        chunks = read_range(self._api, self._stream, subject, start_seq, end - start + 1)
-        async with contextlib.aclosing(chunks):
-            async for chunk in chunks:
-                events = [decode_event(data, seq_of(ack)) for ack, data in chunk]
-                if events[0].version < start or events[-1].version > end:
-                    # only when old versions aged out meanwhile (max age): trim to the range
-                    events = [e for e in events if start <= e.version <= end]
+            events = check(rows)
+            if events:
+                yield events
+        else:
+            until = tip.seq if self._replicated and not self._limits and end == tip.version else 0
+            chunks = read_range(
+                self._api, self._stream, [subject], start_seq, count, until_seq=until
+            )
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    events = check([(seq_of(a), subject, d) for a, _, d in chunk])
+                    if events:
+                        yield events
+        while expect <= end:
+            # Short: a replica behind the leader. The rest comes from the leader.
+            msg = await self._get(
+                self._stream, {"seq": last_seq + 1, "next_by_subj": subject}, leader=True
+            )
+            if msg is None:
+                if self._limits:
+                    return
+                raise NatsUnavailableError(
+                    f"stream {self._stream} did not return version {expect} of {actor_id!r} "
+                    "that it acknowledged; try again"
+                )
+            events = check([(msg.seq, msg.subject, msg.data)])
+            if events:
                 yield events
 
     async def _seq_of_version(self, subject: str, version: int, tip: _Tip) -> int:
         """Stream sequence of the actor's event `version` (binary search, no scan).
 
         Every event of the subject before `version` has a smaller sequence, so the answer
-        lies in ``[version, tip.seq - (tip.version - version)]``.
+        lies in ``[version, tip.seq - (tip.version - version)]``. Asks the leader on a
+        replicated stream (a replica's gaps would mislead the search).
         """
         if version == tip.version:
             return tip.seq
@@ -420,10 +843,15 @@ class JetStreamEventStore:
         best = hi
         while lo <= hi:
             mid = (lo + hi) // 2
-            msg = await self._api.direct_get(self._stream, {"seq": mid, "next_by_subj": subject})
+            msg = await self._get(self._stream, {"seq": mid, "next_by_subj": subject}, leader=True)
             if msg is None:
                 break
-            v = int(orjson.loads(msg.data)["version"])
+            try:
+                v = int(orjson.loads(msg.data)["version"])
+            except Exception:
+                raise CorruptEventError(
+                    msg.seq, "the payload is not an aether event", subject=subject
+                ) from None
             if v == version:
                 return msg.seq
             if v < version:
@@ -433,41 +861,144 @@ class JetStreamEventStore:
                 hi = mid - 1
         return best  # the version is gone (max age): start at the first one after it
 
-    async def read_all(self, from_position: int = 0) -> AsyncIterator[Event]:
-        """Every event of the namespace with ``position >= from_position``, in order."""
+    def _own_until(self, selected: frozenset[int] | None) -> int:
+        """The last sequence this store appended in `selected` (replicated streams only)."""
+        if not self._replicated or self._limits or not self._own_seq:
+            return 0
+        if selected is None:
+            return max(self._own_seq.values())
+        return max((s for sl, s in self._own_seq.items() if sl in selected), default=0)
+
+    def _scan(self, chunk: Chunk) -> list[Event]:
+        """Decode a namespace scan's chunk; skip (count, log) foreign messages."""
+        out: list[Event] = []
+        actors = self._subject_actors
+        for ack, subject, data in chunk:
+            actor = actors.get(subject, _UNKNOWN)
+            if actor is _UNKNOWN:
+                actor = actor_of_subject(subject.decode())
+                if len(actors) >= CACHE_MAX:
+                    actors.clear()
+                actors[subject] = actor
+            seq = seq_of(ack)
+            try:
+                e = decode_event(data, seq)
+                ok = (
+                    actor is not None
+                    and e.actor_id == actor
+                    and type(e.version) is int
+                    and e.version >= 1
+                )
+            except Exception:
+                ok = False
+            if ok:
+                out.append(e)
+                continue
+            try:
+                out.append(decode_stored(subject.decode(), data, seq))
+            except CorruptEventError as err:
+                self._corrupt.skip(err)
+        return out
+
+    def read_all(
+        self, from_position: int = 0, *, slices: Slices | None = None
+    ) -> AsyncIterator[Event]:
+        """Every event (of `slices`, if given) with ``position >= from_position``, in order.
+
+        The slices are selected by the server (consumer filter subjects).
+        """
         self._check_open()
         check_nonnegative_int(from_position, "from_position")
+        selected = normalize_slices(slices)
+        return self._read_all(max(from_position, 1), selected)
+
+    async def _read_all(self, start: int, selected: frozenset[int] | None) -> AsyncIterator[Event]:
         chunks = read_range(
-            self._api, self._stream, events_wildcard(self._ns), max(from_position, 1)
+            self._api,
+            self._stream,
+            slice_filters(self._ns, selected),
+            start,
+            until_seq=self._own_until(selected),
         )
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
-                for e in [decode_event(data, seq_of(ack)) for ack, data in chunk]:
+                for e in self._scan(chunk):
                     yield e
 
-    async def watch(self, from_position: int | None = None) -> AsyncIterator[Event]:
-        """Events from `from_position` (None: only new ones), then live, until closed."""
+    def watch(
+        self, from_position: int | None = None, *, slices: Slices | None = None
+    ) -> AsyncIterator[Event]:
+        """Events from `from_position` (None: those appended after this call), then live.
+
+        The start is fixed by this call, before the first iteration: with None, the
+        stream's last sequence is asked for at once, and this store's writes issued after
+        the call wait for that answer, so an event saved right after ``watch()`` returned
+        is delivered. Ends when the store is closed. No gaps or duplicates across consumer
+        loss and server restarts.
+        """
         self._check_open()
+        selected = normalize_slices(slices)
         if from_position is None:
-            info = await self._api.stream_info(self._stream)
-            start = int((info or {}).get("state", {}).get("last_seq", 0)) + 1
-        else:
-            check_nonnegative_int(from_position, "from_position")
-            start = max(from_position, 1)
+            task = asyncio.get_running_loop().create_task(self._stream_last_seq())
+            self._watch_starts.add(task)
+            task.add_done_callback(self._watch_started)
+            return self._follow(task, selected)
+        check_nonnegative_int(from_position, "from_position")
+        return self._follow(max(from_position, 1), selected)
+
+    def _watch_started(self, task: asyncio.Task[int]) -> None:
+        self._watch_starts.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the watch raises it when iterated
+
+    async def _stream_last_seq(self) -> int:
+        deadline = time.monotonic() + self._api.timeout
+        while True:
+            try:
+                info = await self._api.stream_info(self._stream)
+                return int((info or {}).get("state", {}).get("last_seq", 0))
+            except NatsUnavailableError:
+                if self._closed or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+
+    async def _follow(
+        self, start: int | asyncio.Task[int], selected: frozenset[int] | None
+    ) -> AsyncIterator[Event]:
+        if isinstance(start, asyncio.Task):
+            try:
+                start = await start + 1
+            except asyncio.CancelledError:
+                if self._closed:
+                    return
+                raise
+        if self._closed:
+            return
         chunks = follow(
             self._api,
             self._stream,
-            events_wildcard(self._ns),
+            slice_filters(self._ns, selected),
             start,
             closed=lambda: self._closed,
         )
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
-                for e in [decode_event(data, seq_of(ack)) for ack, data in chunk]:
+                for e in self._scan(chunk):
                     yield e
+                    if self._closed:
+                        return
+
+    async def last_position(self) -> int:
+        """The position of the namespace's last event (0 when none), from the leader."""
+        self._check_open()
+        msg = await self._get(
+            self._stream, {"last_by_subj": events_wildcard(self._ns)}, leader=True
+        )
+        return 0 if msg is None else msg.seq
 
     async def list_actors(self) -> dict[str, int]:
         """Every actor with its latest version (subjects paged from stream info)."""
+        self._check_open()
         counts: dict[str, int] = {}
         offset = 0
         while True:
@@ -478,12 +1009,17 @@ class JetStreamEventStore:
                 break
             page = info.get("state", {}).get("subjects") or {}
             for subject, count in page.items():
-                counts[actor_from_events_subject(subject)] = int(count)
+                actor = actor_of_subject(subject)
+                if actor is None:
+                    self._corrupt.skip(
+                        CorruptEventError(0, "not an aether events subject", subject=subject)
+                    )
+                    continue
+                counts[actor] = int(count)
             offset += len(page)
             if not page or offset >= int(info.get("total", 0)):
                 break
-        js = self._settings.jetstream
-        if js.max_age or js.max_bytes >= 0:
+        if self._limits:
             # Old events may have aged out: the count is then below the version.
             await self._exact_versions(counts)
         return counts
@@ -493,7 +1029,10 @@ class JetStreamEventStore:
 
         async def one(actor_id: str) -> None:
             async with sem:
-                counts[actor_id] = await self.get_latest_version(actor_id)
+                try:
+                    counts[actor_id] = await self.get_latest_version(actor_id)
+                except CorruptEventError as e:
+                    self._corrupt.skip(e)
 
         await asyncio.gather(*(one(a) for a in list(counts)))
 
@@ -501,17 +1040,19 @@ class JetStreamEventStore:
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keep `snapshot` as the actor's latest; refused beyond the actor's latest event."""
+        self._check_open()
         payload = encode_snapshot(snapshot)
         latest = await self.get_latest_version(snapshot.actor_id)
         if snapshot.version > latest:
             raise InvalidEventError(
-                "version",
+                "snapshot.version",
                 f"snapshot version {snapshot.version} is beyond the latest event {latest}",
             )
         await self._snapshots.save(snapshot, payload)
 
     async def get_latest_snapshot(self, actor_id: str) -> Snapshot | None:
         """The actor's most recent snapshot, or None."""
+        self._check_open()
         return await self._snapshots.latest(actor_id)
 
 

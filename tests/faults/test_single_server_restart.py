@@ -32,12 +32,18 @@ async def test_restart_during_appends_loses_and_duplicates_nothing(
             if sum(map(len, acked.values())) >= ACTORS * PER_ACTOR // 3:
                 progress.set()
 
+    restarted_at: list[int] = []
+
     async def restarter() -> None:
         await progress.wait()
         await asyncio.to_thread(nats_server.restart)
+        restarted_at.append(sum(map(len, acked.values())))
 
     await asyncio.wait_for(asyncio.gather(restarter(), *(writer(a) for a in acked)), timeout=120)
-    assert retried > 0, "the restart happened after the appends: nothing was tested"
+    # Publishes issued during the restart are re-sent by the store once reconnected, so
+    # a short restart may need no retry by the caller at all.
+    assert restarted_at[0] < ACTORS * PER_ACTOR, "the restart came after the appends"
+    assert store._nc.stats["reconnects"] >= 1
     await store.close()
 
     fresh = await JetStreamEventStore.open(settings)
