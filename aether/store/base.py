@@ -220,37 +220,6 @@ def check_unit(events: Sequence[Event], max_batch: int) -> dict[str, list[Event]
     return groups
 
 
-def check_batch(events: Sequence[Event]) -> str:
-    """Check that `events` is non-empty, of one actor, with consecutive versions.
-
-    Returns the actor id. Field-level validation is the codec's (`encode_event`).
-    """
-    if isinstance(events, Event) or not isinstance(events, Sequence):
-        raise InvalidEventError("events", "must be a sequence of Event")
-    if not events:
-        raise InvalidEventError("events", "must not be empty")
-    first = events[0]
-    if not isinstance(first, Event):
-        raise InvalidEventError("events[0]", "must be an Event")
-    actor_id = first.actor_id
-    for i, e in enumerate(events[1:], start=1):
-        if not isinstance(e, Event):
-            raise InvalidEventError(f"events[{i}]", "must be an Event")
-        if e.actor_id != actor_id:
-            raise InvalidEventError(
-                f"events[{i}].actor_id", f"must be {actor_id!r} like events[0] (one actor a batch)"
-            )
-        prev = events[i - 1].version
-        if type(prev) is int and e.version != prev + 1:
-            raise InvalidEventError(
-                f"events[{i}].version", f"must be {prev + 1} (consecutive), got {e.version!r}"
-            )
-    ids = {e.id for e in events}
-    if len(ids) != len(events):
-        raise InvalidEventError("events", "event ids must be unique within a batch")
-    return actor_id
-
-
 def conflict(event: Event, actual: int) -> VersionConflictError:
     """The conflict raised when `event` was not the actor's next version."""
     return VersionConflictError(event.actor_id, event.version - 1, actual)
