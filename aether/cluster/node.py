@@ -229,6 +229,11 @@ class ClusterNode:
         return tuple(self._listeners)
 
     @property
+    def in_contact(self) -> bool:
+        """False while the node has released everything for lack of acknowledged heartbeats."""
+        return not self._fenced
+
+    @property
     def applied_epoch(self) -> int:
         """The epoch of the last shard map this node applied."""
         return self._applied_epoch

@@ -27,6 +27,7 @@ import orjson
 
 from aether.cluster import ClusterNode, decode_shard_map
 from aether.cluster.defaults import REPLICATED_LEASE
+from aether.cluster.kv import KvEntry
 from aether.cluster.status import SHARDMAP_KEY
 from aether.subjects import cluster_bucket
 from tests.cluster.helpers import Ownership, cluster_settings, describe, settled_on, wait_until
@@ -106,9 +107,22 @@ async def test_a_cut_off_node_rejoins_on_the_current_map(nats_cluster: NatsClust
         await wait_until(lambda: settled_on(everyone, S), 30, "4 nodes settle", lambda: describe(everyone))
         assert victim.shards
 
+        # The victim's view may come back stale (an ordered consumer stalled on the
+        # half-open connection): make it so, deterministically, until well after the
+        # reconnect. Acquisitions must then still follow the server's current map.
+        assert victim._view is not None
+        view, deliver = victim._view, victim._view.listener
+        stalled = True
+
+        def stale_view(entry: KvEntry) -> None:
+            if not (stalled and entry.key == SHARDMAP_KEY) and deliver is not None:
+                deliver(entry)
+
+        view.listener = stale_view
         proxy.blackhole()
         cut = time.monotonic()
         await wait_until(lambda: not victim.shards, 10, "the cut-off node releases its shards")
+        assert not victim.in_contact
         await wait_until(lambda: settled_on(nodes, S), 20, "the others take over", lambda: describe(nodes))
         await asyncio.sleep(max(0.0, 5.0 - (time.monotonic() - cut)))
         stale = victim.shard_map
@@ -116,6 +130,10 @@ async def test_a_cut_off_node_rejoins_on_the_current_map(nats_cluster: NatsClust
 
         proxy.restore()
         proxy.reset_clients()  # the server keeps its end of the old connection
+        await wait_until(lambda: victim.in_contact, 20, "the victim is back in contact")
+        await asyncio.sleep(1.0)  # it acts on the stale view meanwhile, if it would
+        stalled = False
+        await view.restart()
         await wait_until(lambda: settled_on(everyone, S), 30, "4 nodes settle again", lambda: describe(everyone))
         assert check.acquired >= 2
         assert not check.violations, check.violations
