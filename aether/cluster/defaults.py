@@ -32,19 +32,16 @@ def failover_for(replicas: int) -> float:
     return FAILOVER_BOUND if replicas > 1 else 0.0
 
 
-def _configured(settings: Settings, key: str) -> bool:
-    return settings.sources.get(key, "default") != "default"
-
-
 def default_lease(settings: Settings) -> float:
-    """The lease a node uses when none is given: the setting if set, else by replicas."""
-    if _configured(settings, "cluster.lease"):
+    """The lease a node uses when none is given: ``cluster.lease``, or if that is 0,
+    `LEASE` on a single-replica bucket and `REPLICATED_LEASE` on a replicated one."""
+    if settings.cluster.lease > 0:
         return settings.cluster.lease
-    return REPLICATED_LEASE if settings.jetstream.replicas > 1 else settings.cluster.lease
+    return REPLICATED_LEASE if settings.jetstream.replicas > 1 else LEASE
 
 
 def default_node_ttl(settings: Settings, lease: float) -> float:
-    """The node TTL when none is given: the setting if set, else the lease in use."""
-    if _configured(settings, "cluster.node_ttl"):
+    """The node TTL when none is given: ``cluster.node_ttl``, or if that is 0, `lease`."""
+    if settings.cluster.node_ttl > 0:
         return settings.cluster.node_ttl
     return lease
