@@ -18,8 +18,15 @@ Hand-off guarantees
   are given to the survivors. A node that is alive but cut off from NATS releases all its
   shards itself ``node_ttl - margin`` after its last acknowledged heartbeat, before the
   server can expire its entry, so it never overlaps with the next owner unless the
-  process is frozen longer than the margin (``min(heartbeat, node_ttl/4)``). For writes
-  that must never overlap, use the store's optimistic concurrency or the leader term.
+  process is frozen longer than the margin (``min(heartbeat, node_ttl/4)``).
+- **Rejoin on the current map**: before acquiring anything the node re-reads
+  ``shardmap`` from the stream leader and acts on the newest map by epoch, never on one
+  its view held from before a disconnect.
+- **Replicated bucket**: the default lease is longer (`aether.cluster.defaults`) so a
+  stream-leader election of the bucket is ridden out without releasing anything.
+
+For writes that must never overlap, use the store's optimistic concurrency or the
+leader term / the map's ``epoch`` and ``revision``.
 """
 
 from __future__ import annotations
@@ -94,7 +101,8 @@ class ClusterNode:
     ``async with ClusterNode(settings, on_acquired=..., on_released=...) as node:`` joins,
     and leaves gracefully on exit. Callbacks may be plain functions or coroutines;
     ``on_acquired``/``on_released`` get a frozenset of shard numbers,
-    ``on_elected``/``on_demoted`` the term.
+    ``on_elected``/``on_demoted`` the term. `listeners` (or `add_listener`) are further
+    `ShardListener` objects told after the callbacks.
     """
 
     def __init__(

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import nats
-import orjson
 
 from aether.cluster import ClusterNode, decode_shard_map
 from aether.cluster.defaults import REPLICATED_LEASE
@@ -56,7 +55,9 @@ def r3_settings(urls: list[str], namespace: str, **extra: object) -> Any:
 async def server_map(nc: nats.NATS, namespace: str) -> Any:
     """The shard map the stream leader holds now."""
     js = nc.jetstream(timeout=5)
-    msg = await js.get_msg(f"KV_{cluster_bucket(namespace)}", subject=f"$KV.{cluster_bucket(namespace)}.{SHARDMAP_KEY}")
+    msg = await js.get_msg(
+        f"KV_{cluster_bucket(namespace)}", subject=f"$KV.{cluster_bucket(namespace)}.{SHARDMAP_KEY}"
+    )
     return decode_shard_map(msg.data or b"")
 
 
@@ -76,7 +77,9 @@ class CurrentMapCheck:
             owner = m.owner(s)
             src = next((h.source for h in m.handoffs if h.shard == s), None)
             if owner != self.node_id and not (owner is None and src == self.node_id):
-                self.violations.append(f"{self.node_id} acquired {s}; server map epoch {m.epoch} gives it to {owner}")
+                self.violations.append(
+                    f"{self.node_id} acquired {s}; server map epoch {m.epoch} gives it to {owner}"
+                )
 
     def on_released(self, shards: frozenset[int]) -> None:
         pass
@@ -93,7 +96,9 @@ async def test_a_cut_off_node_rejoins_on_the_current_map(nats_cluster: NatsClust
     nodes: list[ClusterNode] = []
     try:
         for i in range(3):
-            nodes.append(await ClusterNode(direct, f"n{i}", shard_count=S, **own.callbacks(f"n{i}")).start())
+            nodes.append(
+                await ClusterNode(direct, f"n{i}", shard_count=S, **own.callbacks(f"n{i}")).start()
+            )
         check = CurrentMapCheck(checker, ns, "cut")
         victim = ClusterNode(
             r3_settings([proxy.url], ns, **timing),
@@ -104,7 +109,9 @@ async def test_a_cut_off_node_rejoins_on_the_current_map(nats_cluster: NatsClust
         )
         await victim.start()
         everyone = [*nodes, victim]
-        await wait_until(lambda: settled_on(everyone, S), 30, "4 nodes settle", lambda: describe(everyone))
+        await wait_until(
+            lambda: settled_on(everyone, S), 30, "4 nodes settle", lambda: describe(everyone)
+        )
         assert victim.shards
 
         # The victim's view may come back stale (an ordered consumer stalled on the
@@ -123,7 +130,9 @@ async def test_a_cut_off_node_rejoins_on_the_current_map(nats_cluster: NatsClust
         cut = time.monotonic()
         await wait_until(lambda: not victim.shards, 10, "the cut-off node releases its shards")
         assert not victim.in_contact
-        await wait_until(lambda: settled_on(nodes, S), 20, "the others take over", lambda: describe(nodes))
+        await wait_until(
+            lambda: settled_on(nodes, S), 20, "the others take over", lambda: describe(nodes)
+        )
         await asyncio.sleep(max(0.0, 5.0 - (time.monotonic() - cut)))
         stale = victim.shard_map
         assert stale is not None and stale.shards_of("cut")  # the view still shows the old map
@@ -134,7 +143,9 @@ async def test_a_cut_off_node_rejoins_on_the_current_map(nats_cluster: NatsClust
         await asyncio.sleep(1.0)  # it acts on the stale view meanwhile, if it would
         stalled = False
         await view.restart()
-        await wait_until(lambda: settled_on(everyone, S), 30, "4 nodes settle again", lambda: describe(everyone))
+        await wait_until(
+            lambda: settled_on(everyone, S), 30, "4 nodes settle again", lambda: describe(everyone)
+        )
         assert check.acquired >= 2
         assert not check.violations, check.violations
         assert not own.violations, own.violations
@@ -169,7 +180,9 @@ async def test_killing_the_bucket_stream_leader_drops_no_shard(nats_cluster: Nat
             held = [s for n in nodes for s in n.shards]
             assert sorted(held) == list(range(S)), describe(nodes)
             await asyncio.sleep(0.1)
-        new_leader = await stream_leader([s.url for s in nats_cluster.servers if s is not victim], f"KV_{cluster_bucket(ns)}")
+        new_leader = await stream_leader(
+            [s.url for s in nats_cluster.servers if s is not victim], f"KV_{cluster_bucket(ns)}"
+        )
         assert new_leader != leader
         assert sum(len(v) for v in own.released.values()) == released_before, own.released
         assert all(n.is_leader for n in nodes if n.term is not None)
@@ -236,7 +249,7 @@ async def test_a_leader_frozen_in_a_map_write_gets_stale_term(nats_cluster: Nats
     ns = "frozen"
     timing = {"cluster.heartbeat": "250ms", "cluster.lease": "1500ms", "cluster.node_ttl": "1500ms"}
     overrides = {"nats.servers": urls, "namespace": ns, "jetstream.replicas": 3, **timing}
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, read through a thread
         [sys.executable, "-c", FROZEN, json.dumps(overrides)],
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": ROOT},
@@ -283,6 +296,3 @@ async def test_a_leader_frozen_in_a_map_write_gets_stale_term(nats_cluster: Nats
             proc.kill()
         if other is not None:
             await other.stop()
-
-
-_ = orjson
