@@ -5,8 +5,8 @@ leading its stream dies, the others elect a new leader after their election time
 (nats-server: random 4–9 s). Until then no write lands: no lease renewal, no heartbeat.
 A lease or node TTL shorter than that makes every node give up its shards on each
 stream-leader change. Measured on the 3-server test fixture (nats-server 2.15.1, leader
-SIGKILLed, time until a write to the bucket is acknowledged again): 4.4–6.8 s over 10
-runs (see docs/cluster.md and ``python -m benchmarks.cluster --failover``).
+SIGKILLed, time until a write to the bucket is acknowledged again): 4.2–6.9 s, median
+6.3 s over 10 runs (see docs/cluster.md and ``python -m benchmarks.cluster --failover``).
 """
 
 from __future__ import annotations
