@@ -170,6 +170,7 @@ class ClusterNode:
         self._held: frozenset[int] = frozenset()
         self._applied_epoch = 0
         self._fenced = False
+        self._acquire_after = float("-inf")
         self._stopping = False
         self._map_checked_term: int | None = None
         self._node_seen: dict[str, tuple[object, ...]] = {}
@@ -487,9 +488,15 @@ class ClusterNode:
                 else min(until_lost, 2 * self.heartbeat)
             )
             try:
+                expired_before = m.reregistered
                 await bounded(
                     m.beat(shards=len(self._held), epoch=self._applied_epoch), max(0.05, limit)
                 )
+                if m.reregistered != expired_before:
+                    # The server had expired us: the leader may be moving our shards as a
+                    # dead node's right now. Give that write time to land before reading
+                    # the map we acquire from.
+                    self._acquire_after = time.monotonic() + max(2 * self.heartbeat, 0.5)
                 if self._fenced:
                     self._fenced = False
                     log.warning("node %s is back in contact; taking shards again", self.node_id)
@@ -526,6 +533,10 @@ class ClusterNode:
             if released:
                 self._held = held - released
                 await self._tell_released(released)
+            wait = self._acquire_after - time.monotonic()
+            if acquired and wait > 0:
+                acquired = frozenset()
+                self._retry_apply(wait)
             if acquired:
                 # Acquire only from the map the server holds *now* (read from the stream
                 # leader), never from one seen before a disconnect: after a cut-off the
@@ -573,11 +584,12 @@ class ClusterNode:
         self._set_map(fresh)
         return self._map
 
-    def _retry_apply(self) -> None:
+    def _retry_apply(self, after: float | None = None) -> None:
         def again() -> None:
             self._apply_evt.set()
 
-        asyncio.get_running_loop().call_later(min(self.heartbeat, 0.5), again)
+        delay = min(self.heartbeat, 0.5) if after is None else after
+        asyncio.get_running_loop().call_later(delay, again)
 
     async def _tell_released(self, shards: frozenset[int]) -> None:
         await call_back(self.on_released, shards)
