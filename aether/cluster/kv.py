@@ -1,4 +1,4 @@
-"""The namespace's cluster bucket (``aether_<ns>_cluster``): CAS writes, TTLs and a live view.
+"""The namespace's cluster bucket (``aethercluster_<ns>``): CAS writes, TTLs and a live view.
 
 A thin layer over the JetStream stream behind the KV bucket, for what nats-py's `KeyValue`
 does not offer: a per-key TTL on every write (``Nats-TTL``, server 2.11+), create-if-absent
