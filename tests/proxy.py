@@ -20,7 +20,9 @@ import concurrent.futures
 import socket
 import struct
 import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from tests.servers import free_port
 
@@ -52,10 +54,10 @@ class TcpProxy:
         """The client URL to connect to."""
         return f"nats://127.0.0.1:{self.port}"
 
-    def _run(self, coro: object) -> object:
-        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
+    def _run(self, coro: Coroutine[Any, Any, None]) -> None:
+        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
-            return fut.result(timeout=10)
+            fut.result(timeout=10)
         except concurrent.futures.TimeoutError:
             fut.cancel()
             raise

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+from nats.aio.client import Client
 
 from aether.cluster import ClusterNode, decode_shard_map
 from aether.cluster.defaults import REPLICATED_LEASE
@@ -52,7 +53,7 @@ def r3_settings(urls: list[str], namespace: str, **extra: object) -> Any:
     )
 
 
-async def server_map(nc: nats.NATS, namespace: str) -> Any:
+async def server_map(nc: Client, namespace: str) -> Any:
     """The shard map the stream leader holds now."""
     js = nc.jetstream(timeout=5)
     msg = await js.get_msg(
@@ -65,7 +66,7 @@ class CurrentMapCheck:
     """A listener: every acquired shard must be this node's (or in hand-off from it) in the
     map the server holds at that moment."""
 
-    def __init__(self, nc: nats.NATS, namespace: str, node_id: str) -> None:
+    def __init__(self, nc: Client, namespace: str, node_id: str) -> None:
         self.nc, self.namespace, self.node_id = nc, namespace, node_id
         self.violations: list[str] = []
         self.acquired = 0
