@@ -147,6 +147,7 @@ async def _checks(nc: NATS, settings: Settings, wait: float) -> list[Check]:
         checks.append(Check("max payload", OK, f"server max payload {max_payload} bytes"))
     if js_ok:
         checks += await _stream_checks(nc, settings, wait, vt)
+    checks.append(lease_check(settings))
     return checks
 
 
@@ -173,6 +174,47 @@ def _transport_check(nc: NATS, settings: Settings) -> Check:
             required=False,
         )
     return Check("transport", INFO, "plain text, no authentication", required=False)
+
+
+def lease_check(settings: Settings, bucket_replicas: int | None = None) -> Check:
+    """Does the cluster lease outlive a stream-leader change of the cluster bucket?
+
+    A replicated bucket (``jetstream.replicas`` > 1, or `bucket_replicas` of an existing
+    bucket) is unwritable for up to `aether.cluster.defaults.FAILOVER_BOUND` seconds
+    while its stream elects a new leader (measured on a 3-server cluster; see
+    docs/cluster.md). A lease or node TTL at or below that makes nodes give up their
+    shards on every such election: a warning.
+    """
+    from aether.cluster.defaults import (
+        REPLICATED_LEASE,
+        default_lease,
+        default_node_ttl,
+        failover_for,
+    )
+
+    replicas = bucket_replicas or settings.jetstream.replicas
+    lease = default_lease(settings)
+    ttl = default_node_ttl(settings, lease)
+    failover = failover_for(replicas)
+    shortest = min(lease, ttl)
+    what = f"lease {lease:g}s, node_ttl {ttl:g}s, bucket replicas {replicas}"
+    if failover and shortest <= failover:
+        return Check(
+            "cluster lease",
+            WARN,
+            f"{what}: a stream-leader change of a replicated bucket takes up to "
+            f"{failover:g}s, so nodes would give up their shards on one; set "
+            f"cluster.lease and cluster.node_ttl above {failover:g}s (unset, they default "
+            f"to {REPLICATED_LEASE:g}s with replicas > 1)",
+            required=False,
+        )
+    return Check(
+        "cluster lease",
+        OK,
+        f"{what}"
+        + (f": outlives a stream-leader change (up to {failover:g}s)" if failover else ""),
+        required=False,
+    )
 
 
 async def _stream_checks(

@@ -344,12 +344,18 @@ class SQLiteSettings:
 
 @dataclass(frozen=True)
 class ClusterSettings:
-    """Cluster timing and size."""
+    """Cluster timing and size.
+
+    `shard_count` (1-1024): shards are contiguous ranges of the 1024 slices. `lease` 0
+    (the default) means 5s on a single-replica bucket and 15s when ``jetstream.replicas``
+    > 1, so a stream-leader change of the bucket (up to ~10s) drops nothing;
+    `node_ttl` 0 (the default) means the lease in use (`aether.cluster.defaults`).
+    """
 
     shard_count: int = 64
     heartbeat: float = 1.0
-    lease: float = 5.0
-    node_ttl: float = 5.0
+    lease: float = 0.0
+    node_ttl: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -484,7 +490,7 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "jetstream.read_from": _parse_read_from,
     "sqlite.path": _parse_str,
     "sqlite.synchronous": _parse_sync,
-    "cluster.shard_count": _parse_int(1, 65536),
+    "cluster.shard_count": _parse_int(1, 1024),
     "cluster.heartbeat": parse_duration,
     "cluster.lease": parse_duration,
     "cluster.node_ttl": parse_duration,

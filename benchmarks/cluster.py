@@ -17,6 +17,15 @@ For 3 and 10 in-process `ClusterNode`s on one nats-server (seconds, median of th
 
 Run ``python -m benchmarks.cluster`` (``--quick``, the default: heartbeat 0.2s, lease 1s,
 node_ttl 1s, 2 runs; ``--full``: the configured defaults 1s/5s/5s, 3 runs).
+
+``--balance`` (pure, no server; also part of every run): shards per node at 3, 5 and 10
+nodes over many random node sets, for the quota assignment and for plain rendezvous
+hashing (the old one), at 64, 256 and 1024 shards: the worst max/mean, how many sets
+left a node with 0 shards, and the moves on a join and on a leave (count, and whether
+any went elsewhere than onto the joiner / from the leaver).
+
+``--failover N``: on three routed nats-servers, an R3 KV bucket; SIGKILL the server
+leading its stream and time until a write to the bucket is acknowledged again (N runs).
 """
 
 from __future__ import annotations
@@ -36,7 +45,9 @@ import nats
 from nats.js import api
 
 from aether.cluster import ClusterNode
+from aether.cluster.defaults import default_lease, default_node_ttl
 from aether.cluster.kv import ttl_header
+from aether.cluster.shards import assign, diff_owners, rendezvous_owner
 from aether.config import Settings
 
 SHARDS = 64
@@ -262,11 +273,16 @@ def run(
 ) -> dict[str, Any]:
     """Run the benchmark (starting a nats-server unless `server_url`); return the figures."""
     if timing is None:
-        c = Settings().cluster
+        d = Settings()
+        lease = default_lease(d)
         timing = (
             {"heartbeat": 0.2, "lease": 1.0, "node_ttl": 1.0}
             if quick
-            else {"heartbeat": c.heartbeat, "lease": c.lease, "node_ttl": c.node_ttl}
+            else {
+                "heartbeat": d.cluster.heartbeat,
+                "lease": lease,
+                "node_ttl": default_node_ttl(d, lease),
+            }
         )
     if server_url is not None:
         return asyncio.run(run_async(quick, server_url, timing))
@@ -282,6 +298,125 @@ def run(
             server.stop()
 
 
+def _counts(owners: Sequence[str], nodes: Sequence[str]) -> list[int]:
+    return [owners.count(n) for n in nodes]
+
+
+def balance(sets: int = 200, seed: int = 1) -> dict[str, Any]:
+    """Balance and movement of the quota assignment vs plain rendezvous (see module doc)."""
+    import random
+
+    rnd = random.Random(seed)
+    out: dict[str, Any] = {"node_sets": sets, "rows": []}
+    for shards in (64, 256, 1024):
+        for n in (3, 5, 10):
+            row: dict[str, Any] = {"shards": shards, "nodes": n}
+            worst_q = worst_r = 0.0
+            zero_q = zero_r = 0
+            join_moves: list[int] = []
+            leave_moves: list[int] = []
+            stray = 0
+            for i in range(sets):
+                nodes = sorted({f"node-{rnd.randrange(10**9)}" for _ in range(n)})
+                mean = shards / len(nodes)
+                q = assign(shards, nodes)
+                r = [rendezvous_owner(s, nodes) for s in range(shards)]
+                cq, cr = _counts(q, nodes), _counts(r, nodes)
+                worst_q, worst_r = max(worst_q, max(cq) / mean), max(worst_r, max(cr) / mean)
+                zero_q += min(cq) == 0
+                zero_r += min(cr) == 0
+                new = f"joiner-{i}"
+                joined = assign(shards, [*nodes, new], current=q)
+                moves = diff_owners(q, joined)
+                join_moves.append(len(moves))
+                stray += any(m.target != new for m in moves)
+                gone = nodes[i % len(nodes)]
+                left = assign(shards, [x for x in nodes if x != gone], current=q)
+                moves = diff_owners(q, left)
+                leave_moves.append(len(moves))
+                stray += any(m.source != gone for m in moves)
+            row.update(
+                quota_max_over_mean=round(worst_q, 3),
+                rendezvous_max_over_mean=round(worst_r, 3),
+                quota_sets_with_empty_node=zero_q,
+                rendezvous_sets_with_empty_node=zero_r,
+                join_moves=f"{min(join_moves)}-{max(join_moves)}",
+                join_expected=round(shards / (n + 1), 2),
+                leave_moves=f"{min(leave_moves)}-{max(leave_moves)}",
+                leave_expected=round(shards / n, 2),
+                stray_moves=stray,
+            )
+            out["rows"].append(row)
+    return out
+
+
+def print_balance(result: dict[str, Any]) -> None:
+    """Human-readable balance table."""
+    print(f"balance over {result['node_sets']} random node sets per row (worst case shown)")
+    print(
+        f"{'shards':>6} {'nodes':>5} {'quota max/mean':>14} {'rendezvous':>10} "
+        f"{'empty q/r':>9} {'join moves':>10} {'S/(n+1)':>7} {'leave moves':>11} "
+        f"{'S/n':>6} {'stray':>5}"
+    )
+    for r in result["rows"]:
+        print(
+            f"{r['shards']:>6} {r['nodes']:>5} {r['quota_max_over_mean']:>14.3f} "
+            f"{r['rendezvous_max_over_mean']:>10.3f} "
+            f"{r['quota_sets_with_empty_node']:>4}/{r['rendezvous_sets_with_empty_node']:<4} "
+            f"{r['join_moves']:>10} {r['join_expected']:>7} {r['leave_moves']:>11} "
+            f"{r['leave_expected']:>6} {r['stray_moves']:>5}"
+        )
+
+
+async def _failover_once(urls: list[str], cluster: Any, i: int) -> float:
+    nc = await nats.connect(servers=urls, reconnect_time_wait=0.1, max_reconnect_attempts=-1)
+    try:
+        js = nc.jetstream(timeout=1.0)
+        bucket = f"failover{i}{uuid.uuid4().hex[:6]}"
+        await js.create_key_value(api.KeyValueConfig(bucket=bucket, history=1, replicas=3))
+        await js.publish(f"$KV.{bucket}.k", b"x")
+        info = json.loads((await nc.request(f"$JS.API.STREAM.INFO.KV_{bucket}", b"")).data)
+        server = cluster.server_named(info["cluster"]["leader"])
+        start = time.perf_counter()
+        await asyncio.to_thread(server.stop, kill=True)
+        while True:
+            try:
+                await js.publish(f"$KV.{bucket}.k", b"y", timeout=0.5)
+                break
+            except Exception:
+                await asyncio.sleep(0.05)
+        took = time.perf_counter() - start
+        await asyncio.to_thread(server.start)
+        await asyncio.sleep(3.0)  # let it catch up before the next kill
+        return took
+    finally:
+        await nc.close()
+
+
+def failover(runs: int = 5) -> dict[str, Any]:
+    """Seconds from SIGKILL of an R3 bucket's stream leader to the next acknowledged write."""
+    from tests.servers import NatsCluster, wait_jetstream_ready
+
+    async def go(cluster: Any) -> list[float]:
+        return [await _failover_once(cluster.urls, cluster, i) for i in range(runs)]
+
+    with tempfile.TemporaryDirectory(prefix="aether-bench-failover-") as tmp:
+        cluster = NatsCluster.create(Path(tmp))
+        cluster.start()
+        try:
+            wait_jetstream_ready(cluster.urls, timeout=60)
+            samples = asyncio.run(go(cluster))
+        finally:
+            cluster.stop()
+    return {
+        "runs": runs,
+        "samples": [round(x, 2) for x in samples],
+        "min": round(min(samples), 2),
+        "median": _med(samples),
+        "max": round(max(samples), 2),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line: ``python -m benchmarks.cluster [--quick|--full] [--server URL]``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -289,11 +424,27 @@ def main(argv: list[str] | None = None) -> None:
     mode.add_argument("--quick", action="store_true", default=True, help="short run (default)")
     mode.add_argument("--full", action="store_true", help="configured timings, more runs")
     parser.add_argument("--server", default=None, help="use this NATS URL, start no server")
+    parser.add_argument("--balance", action="store_true", help="only the balance figures")
+    parser.add_argument(
+        "--failover", type=int, default=0, metavar="N", help="only the R3 KV fail-over, N runs"
+    )
     args = parser.parse_args(argv)
+    if args.balance:
+        bal = balance()
+        print_balance(bal)
+        print(json.dumps(bal))
+        return
+    if args.failover:
+        fo = failover(args.failover)
+        print(f"R3 KV stream-leader SIGKILL -> next acknowledged write: {fo}")
+        print(json.dumps(fo))
+        return
     t0 = time.perf_counter()
     result = run(quick=not args.full, server_url=args.server)
+    result["balance"] = balance(sets=50)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print_table(result)
+    print_balance(result["balance"])
     print(json.dumps(result))
 
 

@@ -6,11 +6,21 @@ and its test vectors.
 
 from __future__ import annotations
 
+from aether.cluster.defaults import FAILOVER_BOUND, MEASURED_FAILOVER, REPLICATED_LEASE
 from aether.cluster.election import LEADER_KEY, Election, LeaderLease, fenced_put
-from aether.cluster.hashing import MAX_SHARDS, actor_hash, node_score, shard_of, xxh64
+from aether.cluster.hashing import (
+    MAX_SHARDS,
+    actor_hash,
+    node_score,
+    shard_of,
+    shard_of_slice,
+    slices_of_shard,
+    slices_of_shards,
+    xxh64,
+)
 from aether.cluster.kv import BucketView, ClusterBucket, KvEntry
 from aether.cluster.membership import Membership, NodeInfo, live_nodes
-from aether.cluster.node import ClusterNode
+from aether.cluster.node import ClusterNode, ShardListener
 from aether.cluster.shards import (
     Move,
     ShardMap,
@@ -20,12 +30,16 @@ from aether.cluster.shards import (
     diff_owners,
     encode_shard_map,
     plan_next,
+    quotas,
 )
 from aether.cluster.status import SHARDMAP_KEY, ClusterStatus, NodeStatus, read_status
 
 __all__ = [
+    "FAILOVER_BOUND",
     "LEADER_KEY",
     "MAX_SHARDS",
+    "MEASURED_FAILOVER",
+    "REPLICATED_LEASE",
     "SHARDMAP_KEY",
     "BucketView",
     "ClusterBucket",
@@ -38,6 +52,7 @@ __all__ = [
     "Move",
     "NodeInfo",
     "NodeStatus",
+    "ShardListener",
     "ShardMap",
     "actor_hash",
     "assign",
@@ -49,7 +64,11 @@ __all__ = [
     "live_nodes",
     "node_score",
     "plan_next",
+    "quotas",
     "read_status",
     "shard_of",
+    "shard_of_slice",
+    "slices_of_shard",
+    "slices_of_shards",
     "xxh64",
 ]

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
+from nats.errors import Error as NatsError
 
 from aether.cluster.kv import CasConflictError, ClusterBucket, KvEntry, bounded
-from aether.errors import ClusterError, StaleTermError
+from aether.errors import ClusterError, OutcomeUnknownError, StaleTermError, TransientError
 
 log = logging.getLogger("aether.cluster")
 
@@ -141,6 +142,8 @@ class Election:
         self._stopped = False
         self._takeover_logged = 0
         self.elections = 0
+        self.resolve_limit = 2 * lease + 10.0
+        """How long `write` keeps reading back an unanswered write before giving up."""
 
     @property
     def is_leader(self) -> bool:
@@ -228,13 +231,34 @@ class Election:
             async with self._lock:
                 if self.term is None:
                     return
-                rev = await bounded(self._renew(), max(0.01, self.deadline - sent))
+                try:
+                    rev = await bounded(self._renew(), max(0.01, self.deadline - sent))
+                except CasConflictError:
+                    # A renewal whose ack was lost (stream-leader change) may have landed:
+                    # then the lease is still ours at a revision we did not learn.
+                    if not await bounded(self._adopt_own(), max(0.01, self.deadline - sent)):
+                        raise
+                    rev = await bounded(self._renew(), max(0.01, self.deadline - sent))
                 self.revision = rev
                 self.deadline = sent + self.lease - self.margin
         except CasConflictError:
             await self._demote("the lease was taken over")
         except (TimeoutError, Exception) as e:
+            # Retried every heartbeat until the lease runs out on our clock (which is
+            # before the server's TTL): a stream-leader election within the lease is
+            # ridden out without giving anything up.
             log.debug("renewal failed: %r", e)
+
+    async def _adopt_own(self) -> bool:
+        """If ``leader`` holds our own entry of this term, adopt its revision (lock held)."""
+        entry = await self.bucket.get(LEADER_KEY)
+        lease = decode_lease(entry)
+        if lease is None or lease.instance != self.instance or lease.term != self.term:
+            return False
+        if lease.revision != self.revision:
+            log.info("node %s adopts its own renewal at revision %d", self.node_id, lease.revision)
+            self.revision = lease.revision
+        return True
 
     async def _follow_step(self) -> None:
         self._wake.clear()  # an observation from now on ends the sleep below
@@ -259,20 +283,88 @@ class Election:
             await self._sleep(self.heartbeat)
 
     async def write(self, key: str, value: bytes, term: int) -> int:
-        """Write `key` fenced on the lease of `term`; `StaleTermError` if that term is over."""
+        """Write `key` fenced on the lease of `term`; `StaleTermError` if that term is over.
+
+        When the server's answer does not come in time (a frozen process, a lost reply, a
+        stream-leader change), the outcome is resolved by reading the keys from the
+        stream leader: `value` under `key` means the write landed (its revision is
+        returned); ``leader`` moved past the fence revision means the term is over and the
+        write was refused or superseded (`StaleTermError`). The lock is held meanwhile, so
+        no renewal moves the fence. If neither can be told within `resolve_limit`,
+        `OutcomeUnknownError` (retriable; the leader loop plans and writes again).
+        """
         async with self._lock:
             now = time.monotonic()
             if self.term != term or self.revision is None or now >= self.deadline:
                 raise StaleTermError(f"{key}: refused, term {term} is not current on this node")
             try:
-                return await bounded(
-                    fenced_put(self.bucket, key, value, leader_revision=self.revision),
-                    max(0.01, self.deadline - now),
-                )
+                return await self._write_locked(key, value, term)
             except StaleTermError as e:
                 refused = e
         await self._demote("a fenced write was refused")
         raise refused
+
+    async def _write_locked(self, key: str, value: bytes, term: int) -> int:
+        transient = (TimeoutError, TransientError, NatsError, OSError)
+        for attempt in range(2):
+            fence = self.revision
+            assert fence is not None
+            left = max(0.01, self.deadline - time.monotonic())
+            try:
+                return await bounded(
+                    fenced_put(self.bucket, key, value, leader_revision=fence), left
+                )
+            except StaleTermError:
+                # Refused; unless the fence moved by a renewal of ours whose ack was lost.
+                try:
+                    adopted = await bounded(self._adopt_own(), left)
+                except transient:
+                    adopted = False
+                if attempt or not adopted or self.revision == fence:
+                    raise
+                if time.monotonic() >= self.deadline:
+                    raise
+            except transient as e:
+                log.info("fenced write of %s unanswered (%r); reading it back", key, e)
+                return await self._resolve(key, value, fence, term)
+        raise AssertionError("unreachable")
+
+    async def _resolve(self, key: str, value: bytes, fence: int, term: int) -> int:
+        """Settle a fenced write whose answer never came (see `write`); lock held."""
+        give_up = time.monotonic() + self.resolve_limit
+        resent = False
+        while True:
+            try:
+                got = await bounded(self.bucket.get(key), self.bucket.timeout)
+                lease = await bounded(self.bucket.get(LEADER_KEY), self.bucket.timeout)
+            except (TimeoutError, TransientError, NatsError, OSError) as e:
+                log.debug("reading back %s failed: %r", key, e)
+            else:
+                if got is not None and not got.deleted and got.value == value:
+                    return got.revision
+                if lease is None or lease.revision != fence:
+                    raise StaleTermError(
+                        f"{key}: refused, the leader lease moved past revision {fence} "
+                        f"(term {term} is over; the write was refused or superseded)"
+                    )
+                now = time.monotonic()
+                if not resent and now < self.deadline:
+                    # Still our lease and nothing landed: the write was lost; send it again
+                    # (same fence, so it lands at most once in this term's lease).
+                    resent = True
+                    try:
+                        return await bounded(
+                            fenced_put(self.bucket, key, value, leader_revision=fence),
+                            max(0.01, self.deadline - now),
+                        )
+                    except (TimeoutError, TransientError, NatsError, OSError) as e:
+                        log.debug("re-sending %s failed: %r", key, e)
+            if time.monotonic() >= give_up:
+                raise OutcomeUnknownError(
+                    f"{key}: the fenced write was not answered and could not be read back; "
+                    "its outcome is unknown (writing the same value again is safe)"
+                )
+            await asyncio.sleep(min(0.25, self.heartbeat))
 
     def stop(self) -> None:
         """Stop campaigning (a held lease is kept until `resign`)."""

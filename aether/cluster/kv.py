@@ -1,4 +1,4 @@
-"""The namespace's cluster bucket (``aether_<ns>_cluster``): CAS writes, TTLs and a live view.
+"""The namespace's cluster bucket (``aethercluster_<ns>``): CAS writes, TTLs and a live view.
 
 A thin layer over the JetStream stream behind the KV bucket, for what nats-py's `KeyValue`
 does not offer: a per-key TTL on every write (``Nats-TTL``, server 2.11+), create-if-absent
@@ -90,8 +90,14 @@ class KvEntry:
 
 
 def ttl_header(seconds: float) -> str:
-    """A ``Nats-TTL`` value for `seconds`, in milliseconds (the server's minimum is 1s)."""
-    return f"{max(1000, math.ceil(seconds * 1000))}ms"
+    """A ``Nats-TTL`` value for `seconds`, rounded *up* to whole seconds (at least 1s).
+
+    nats-server keeps TTLs in whole seconds and truncates a fraction (``1500ms`` expires
+    after 1 s, measured on 2.15.1): a key would vanish before the holder's own deadline,
+    and a follower could take over a lease its leader still believes it holds. Rounding
+    up keeps the server's expiry at or after the deadline every holder computes.
+    """
+    return f"{max(1, math.ceil(seconds))}s"
 
 
 def _is_deleted(headers: dict[str, str] | None) -> bool:

@@ -131,6 +131,8 @@ class Membership:
         self.margin = min(heartbeat, ttl / 4)
         self.revision: int | None = None
         self.last_ok = float("-inf")
+        self.reregistered = 0
+        """How often the entry had expired and was created again by `beat`."""
 
     @property
     def key(self) -> str:
@@ -199,6 +201,7 @@ class Membership:
                 self.revision = entry.revision
                 return await self.beat(shards=shards, epoch=epoch)
             self.revision = await self.bucket.create(self.key, self._payload(), ttl=self.ttl)
+            self.reregistered += 1
             log.info("node %s re-registered after its entry expired", self.info.node_id)
         self.last_ok = sent
 

@@ -18,8 +18,15 @@ Hand-off guarantees
   are given to the survivors. A node that is alive but cut off from NATS releases all its
   shards itself ``node_ttl - margin`` after its last acknowledged heartbeat, before the
   server can expire its entry, so it never overlaps with the next owner unless the
-  process is frozen longer than the margin (``min(heartbeat, node_ttl/4)``). For writes
-  that must never overlap, use the store's optimistic concurrency or the leader term.
+  process is frozen longer than the margin (``min(heartbeat, node_ttl/4)``).
+- **Rejoin on the current map**: before acquiring anything the node re-reads
+  ``shardmap`` from the stream leader and acts on the newest map by epoch, never on one
+  its view held from before a disconnect.
+- **Replicated bucket**: the default lease is longer (`aether.cluster.defaults`) so a
+  stream-leader election of the bucket is ridden out without releasing anything.
+
+For writes that must never overlap, use the store's optimistic concurrency or the
+leader term / the map's ``epoch`` and ``revision``.
 """
 
 from __future__ import annotations
@@ -31,13 +38,16 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
 
 from nats.aio.client import Client as NATS
 
+from aether.cluster.defaults import default_lease, default_node_ttl
 from aether.cluster.election import LEADER_KEY, Election, LeaderLease, TermCallback, call_back
-from aether.cluster.hashing import shard_of, validate_shard_count
+from aether.cluster.hashing import shard_of, slices_of_shards, validate_shard_count
 from aether.cluster.kv import BucketView, ClusterBucket, KvEntry, bounded, nats_errors
 from aether.cluster.membership import (
     NODE_PREFIX,
@@ -59,6 +69,21 @@ log = logging.getLogger("aether.cluster")
 ShardCallback = Callable[[frozenset[int]], Awaitable[None] | None]
 
 
+@runtime_checkable
+class ShardListener(Protocol):
+    """Something told about a node's shards: ``on_acquired``/``on_released`` (sync or async).
+
+    Register with ``ClusterNode(listeners=[...])`` or `ClusterNode.add_listener`; several
+    listeners (a processor host, metrics...) can observe one node.
+    """
+
+    def on_acquired(self, shards: frozenset[int]) -> Awaitable[None] | None:
+        """The node now owns `shards` (after every release it had to make)."""
+
+    def on_released(self, shards: frozenset[int]) -> Awaitable[None] | None:
+        """The node no longer owns `shards`; return once they are handed over."""
+
+
 def _positive(value: object, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ValidationError(field, "must be a number of seconds > 0")
@@ -76,7 +101,8 @@ class ClusterNode:
     ``async with ClusterNode(settings, on_acquired=..., on_released=...) as node:`` joins,
     and leaves gracefully on exit. Callbacks may be plain functions or coroutines;
     ``on_acquired``/``on_released`` get a frozenset of shard numbers,
-    ``on_elected``/``on_demoted`` the term.
+    ``on_elected``/``on_demoted`` the term. `listeners` (or `add_listener`) are further
+    `ShardListener` objects told after the callbacks.
     """
 
     def __init__(
@@ -89,6 +115,7 @@ class ClusterNode:
         on_released: ShardCallback | None = None,
         on_elected: TermCallback | None = None,
         on_demoted: TermCallback | None = None,
+        listeners: Iterable[ShardListener] = (),
         heartbeat: float | None = None,
         lease: float | None = None,
         node_ttl: float | None = None,
@@ -102,18 +129,21 @@ class ClusterNode:
             shard_count if shard_count is not None else c.shard_count
         )
         self.heartbeat = _positive(heartbeat if heartbeat is not None else c.heartbeat, "heartbeat")
-        self.lease = _positive(lease if lease is not None else c.lease, "lease")
+        self.lease = _positive(
+            lease if lease is not None else default_lease(self.settings), "lease"
+        )
         if node_ttl is None:
             # Unless set, a crashed node is dead after one lease: its shards move as soon
             # as a new leader is there (lease + heartbeat), whatever lease was chosen.
-            configured = self.settings.sources.get("cluster.node_ttl", "default") != "default"
-            node_ttl = c.node_ttl if configured or lease is None else self.lease
+            node_ttl = default_node_ttl(self.settings, self.lease)
         self.node_ttl = _positive(node_ttl, "node_ttl")
         self.weight = _positive(weight, "weight")
         if self.lease < 2 * self.heartbeat:
             raise ValidationError("lease", "must be at least twice the heartbeat")
         if self.node_ttl < 2 * self.heartbeat:
             raise ValidationError("node_ttl", "must be at least twice the heartbeat")
+        if isinstance(listeners, ShardListener) or callable(listeners):
+            raise ValidationError("listeners", "must be a collection of listeners")
         for name, cb in (
             ("on_acquired", on_acquired),
             ("on_released", on_released),
@@ -124,6 +154,9 @@ class ClusterNode:
         self.namespace = self.settings.namespace
         self.on_acquired = on_acquired
         self.on_released = on_released
+        self._listeners: list[ShardListener] = []
+        for listener in listeners:
+            self.add_listener(listener)
         self._user_on_elected = on_elected
         self._user_on_demoted = on_demoted
         self.instance = uuid.uuid4().hex
@@ -137,10 +170,12 @@ class ClusterNode:
         self._held: frozenset[int] = frozenset()
         self._applied_epoch = 0
         self._fenced = False
+        self._acquire_after = float("-inf")
         self._stopping = False
         self._map_checked_term: int | None = None
         self._node_seen: dict[str, tuple[object, ...]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._heartbeat_task: asyncio.Task[None] | None = None
         self._reconcile = asyncio.Event()
         self._apply_evt = asyncio.Event()
         self._beat_evt = asyncio.Event()
@@ -171,8 +206,41 @@ class ClusterNode:
 
     @property
     def shard_map(self) -> ShardMap | None:
-        """The latest shard map seen."""
+        """The latest shard map seen (``.epoch`` only grows; ``.revision`` is its bucket
+        revision, both usable to fence a hand-off)."""
         return self._map
+
+    @property
+    def slices(self) -> frozenset[int]:
+        """The slices of the shards this node owns now (for ``store.read_all(slices=)``)."""
+        return slices_of_shards(self._held, self.shard_count)
+
+    def add_listener(self, listener: ShardListener) -> None:
+        """Also tell `listener` about acquired and released shards (after the callbacks).
+
+        A listener has ``on_acquired(shards)`` and ``on_released(shards)`` (plain or
+        async; a missing one is skipped). Releases are delivered in reverse order of
+        registration, acquisitions in order; a release completes before any acquire.
+        """
+        if not any(callable(getattr(listener, n, None)) for n in ("on_acquired", "on_released")):
+            raise ValidationError("listener", "needs an on_acquired or on_released method")
+        if listener not in self._listeners:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: ShardListener) -> None:
+        """Stop telling `listener` (no release is delivered to it)."""
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    @property
+    def listeners(self) -> tuple[ShardListener, ...]:
+        """The registered listeners, in order."""
+        return tuple(self._listeners)
+
+    @property
+    def in_contact(self) -> bool:
+        """False while the node has released everything for lack of acknowledged heartbeats."""
+        return not self._fenced
 
     @property
     def applied_epoch(self) -> int:
@@ -249,7 +317,7 @@ class ClusterNode:
         await self._view.wait_ready(max(5.0, self.lease))
         raw = self._view.live(SHARDMAP_KEY)
         if raw is not None:
-            current = decode_shard_map(raw.value)
+            current = replace(decode_shard_map(raw.value), revision=raw.revision)
             if current.shard_count != self.shard_count:
                 raise ClusterError(
                     f"shard_count: the cluster in namespace {self.namespace!r} uses "
@@ -283,9 +351,12 @@ class ClusterNode:
             on_demoted=self._on_demoted,
         )
         self._election.observe(self._view.entries.get(LEADER_KEY))
+        self._heartbeat_task = asyncio.create_task(
+            self._heartbeat_loop(), name=f"aether-heartbeat-{self.node_id}"
+        )
         self._tasks = [
             asyncio.create_task(self._election.run(), name=f"aether-election-{self.node_id}"),
-            asyncio.create_task(self._heartbeat_loop(), name=f"aether-heartbeat-{self.node_id}"),
+            self._heartbeat_task,
             asyncio.create_task(self._leader_loop(), name=f"aether-leader-{self.node_id}"),
             asyncio.create_task(self._apply_loop(), name=f"aether-apply-{self.node_id}"),
             asyncio.create_task(self._watchdog_loop(), name=f"aether-watchdog-{self.node_id}"),
@@ -325,7 +396,8 @@ class ClusterNode:
         await self._close()
 
     async def _cancel_tasks(self, keep_heartbeat: bool = False) -> None:
-        keep = [t for t in self._tasks if keep_heartbeat and "heartbeat" in t.get_name()]
+        # By reference, never by name: a node id may contain any word.
+        keep = [t for t in self._tasks if keep_heartbeat and t is self._heartbeat_task]
         cancel = [t for t in self._tasks if t not in keep]
         # Cancel until done: nats-py awaits asyncio.wait_for, which on Python 3.11 can lose
         # a cancellation that races with a reply; the next cancel then lands.
@@ -359,7 +431,7 @@ class ClusterNode:
         elif entry.key == SHARDMAP_KEY:
             if not entry.deleted:
                 try:
-                    m = decode_shard_map(entry.value)
+                    m = replace(decode_shard_map(entry.value), revision=entry.revision)
                 except ClusterError as e:
                     log.warning("ignoring shard map: %s", e)
                     return
@@ -380,9 +452,12 @@ class ClusterNode:
                 self._reconcile.set()
 
     def _set_map(self, m: ShardMap) -> None:
-        if self._map is None or m.epoch > self._map.epoch:
+        old = self._map
+        if old is None or m.epoch > old.epoch:
             self._map = m
             self._apply_evt.set()
+        elif m.epoch == old.epoch and m.revision > old.revision == 0:
+            self._map = replace(old, revision=m.revision)
 
     async def _on_elected(self, term: int) -> None:
         self._reconcile.set()
@@ -413,9 +488,15 @@ class ClusterNode:
                 else min(until_lost, 2 * self.heartbeat)
             )
             try:
+                expired_before = m.reregistered
                 await bounded(
                     m.beat(shards=len(self._held), epoch=self._applied_epoch), max(0.05, limit)
                 )
+                if m.reregistered != expired_before:
+                    # The server had expired us: the leader may be moving our shards as a
+                    # dead node's right now. Give that write time to land before reading
+                    # the map we acquire from.
+                    self._acquire_after = time.monotonic() + max(2 * self.heartbeat, 0.5)
                 if self._fenced:
                     self._fenced = False
                     log.warning("node %s is back in contact; taking shards again", self.node_id)
@@ -451,14 +532,74 @@ class ClusterNode:
             released, acquired = held - desired, desired - held
             if released:
                 self._held = held - released
-                await call_back(self.on_released, released)
+                await self._tell_released(released)
+            wait = self._acquire_after - time.monotonic()
+            if acquired and wait > 0:
+                acquired = frozenset()
+                self._retry_apply(wait)
+            if acquired:
+                # Acquire only from the map the server holds *now* (read from the stream
+                # leader), never from one seen before a disconnect: after a cut-off the
+                # view may still show shards the leader has since given to others.
+                current = await self._read_current_map()
+                if current is None:
+                    acquired = frozenset()
+                    self._retry_apply()
+                else:
+                    if current is not m:
+                        m = current
+                        desired = m.shards_of(self.node_id)
+                        gone = self._held - desired
+                        if gone:
+                            self._held -= gone
+                            await self._tell_released(gone)
+                    acquired = desired - self._held
+                    if self._fenced or self._stopping:
+                        acquired = frozenset()
             if acquired:
                 self._held = self._held | acquired
-                await call_back(self.on_acquired, acquired)
+                await self._tell_acquired(acquired)
             epoch = m.epoch if m is not None else 0
             if released or acquired or epoch != self._applied_epoch:
                 self._applied_epoch = epoch
                 self._beat_evt.set()
+
+    async def _read_current_map(self) -> ShardMap | None:
+        """The shard map on the server now (newest of it and the view), or ``None``."""
+        assert self._bucket is not None
+        try:
+            raw = await bounded(self._bucket.get(SHARDMAP_KEY), max(1.0, self.heartbeat * 2))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.info("node %s could not read the current shard map: %r", self.node_id, e)
+            return None
+        if raw is None or raw.deleted:
+            return None
+        try:
+            fresh = replace(decode_shard_map(raw.value), revision=raw.revision)
+        except ClusterError as e:
+            log.warning("ignoring shard map: %s", e)
+            return None
+        self._set_map(fresh)
+        return self._map
+
+    def _retry_apply(self, after: float | None = None) -> None:
+        def again() -> None:
+            self._apply_evt.set()
+
+        delay = min(self.heartbeat, 0.5) if after is None else after
+        asyncio.get_running_loop().call_later(delay, again)
+
+    async def _tell_released(self, shards: frozenset[int]) -> None:
+        await call_back(self.on_released, shards)
+        for listener in reversed(self._listeners):
+            await call_back(getattr(listener, "on_released", None), shards)
+
+    async def _tell_acquired(self, shards: frozenset[int]) -> None:
+        await call_back(self.on_acquired, shards)
+        for listener in list(self._listeners):
+            await call_back(getattr(listener, "on_acquired", None), shards)
 
     async def _leader_loop(self) -> None:
         while True:
@@ -472,7 +613,7 @@ class ClusterNode:
                 if self._map_checked_term != term:
                     raw = await self._bucket.get(SHARDMAP_KEY)
                     if raw is not None and not raw.deleted:
-                        self._set_map(decode_shard_map(raw.value))
+                        self._set_map(replace(decode_shard_map(raw.value), revision=raw.revision))
                     self._map_checked_term = term
                 nodes = live_nodes(self._view.entries)
                 live = {nid: info.epoch for nid, (info, _) in nodes.items()}
@@ -482,8 +623,8 @@ class ClusterNode:
                 )
                 if nxt is None:
                     continue
-                await election.write(SHARDMAP_KEY, encode_shard_map(nxt), term)
-                self._set_map(nxt)
+                rev = await election.write(SHARDMAP_KEY, encode_shard_map(nxt), term)
+                self._set_map(replace(nxt, revision=rev))
                 log.info(
                     "leader %s wrote shard map epoch %d (%d in hand-off)",
                     self.node_id,

@@ -1,11 +1,20 @@
-"""Shard assignment (pure, no I/O): rendezvous hashing, the `ShardMap`, its diff and JSON.
+"""Shard assignment (pure, no I/O): rendezvous with bounded loads, the `ShardMap`, its JSON.
 
-Assignment is rendezvous (highest-random-weight) hashing: shard ``s`` belongs to the live
-node with the highest ``node_score(node, s)`` (``XXH64(utf8(node_id), seed=s)``; ties, which
-need a 64-bit collision, go to the smaller node id). A node that leaves therefore moves
-only its own shards and a node that joins ``n`` others takes about ``S/(n+1)`` of them.
-With weights, the score is ``-weight / ln(u)`` where ``u = ((h >> 11) + 0.5) / 2**53``
-(the logarithmic method): a node of weight 2 gets about twice the shards of weight 1.
+Every live node has a **quota**: its share ``S * weight / total_weight`` rounded down,
+the ``S - sum`` remaining shards going one each to the nodes with the largest fractional
+part (ties: the node holding more shards now, then the higher ``node_score(node, S)``),
+and at least one shard per node while ``S >= n``. With equal weights every node gets
+``floor(S/n)`` or ``ceil(S/n)`` shards: max/mean is at most ``ceil(S/n) / (S/n)``.
+
+`assign` with a `current` assignment is **sticky**: each live node keeps up to its quota
+of the shards it has now (those it scores highest), and only the others (a dead node's,
+or those above a quota) are placed, each to the highest ``node_score(node, s)``
+(``XXH64(utf8(node_id), seed=s)``) among the nodes still under quota, taken in descending
+order of score over all (shard, node) pairs. So a node that leaves moves only its own
+shards and a node that joins takes exactly its quota (``floor`` or ``ceil`` of
+``S/(n+1)``), all from the others and onto itself only. Without `current` the same
+placement runs from scratch (rendezvous hashing with bounded loads): the result depends
+only on the node set, not on its order.
 
 The map the leader publishes may hold shards *in hand-off*: their owner is ``None`` and
 `ShardMap.handoffs` names the node that must release them (``source``) and the node that
@@ -53,51 +62,113 @@ def _check_weights(weights: Mapping[str, float] | None, nodes: Sequence[str]) ->
     return out
 
 
-def _weighted_score(node: str, shard: int, weight: float) -> float:
-    u = ((node_score(node, shard) >> 11) + 0.5) / 9007199254740992.0  # 2**53
-    return -weight / math.log(u)
+def rendezvous_owner(shard: int, nodes: Sequence[str]) -> str:
+    """The node of `nodes` with the highest ``node_score(node, shard)`` (plain rendezvous)."""
+    return max(sorted(nodes), key=lambda n: node_score(n, shard))
 
 
-def rendezvous_owner(
-    shard: int, nodes: Sequence[str], weights: Mapping[str, float] | None = None
-) -> str:
-    """The owner of `shard` among `nodes` (already validated, sorted) by rendezvous hashing."""
-    best = nodes[0]
-    if weights:
-        best_score = _weighted_score(best, shard, weights[best])
-        for n in nodes[1:]:
-            sc = _weighted_score(n, shard, weights[n])
-            if sc > best_score:
-                best, best_score = n, sc
-        return best
-    best_i = node_score(best, shard)
-    for n in nodes[1:]:
-        sc = node_score(n, shard)
-        if sc > best_i:
-            best, best_i = n, sc
-    return best
+def quotas(
+    shard_count: int,
+    nodes: Iterable[str],
+    weights: Mapping[str, float] | None = None,
+    held: Mapping[str, int] | None = None,
+) -> dict[str, int]:
+    """How many shards each node gets (see the module doc); the values sum to `shard_count`.
 
-
-def assign(
-    shard_count: int, nodes: Iterable[str], weights: Mapping[str, float] | None = None
-) -> tuple[str, ...]:
-    """The owner of every shard (index = shard) among `nodes`, by rendezvous hashing.
-
-    The result does not depend on the order of `nodes`; duplicates count once. `weights`
-    (node → positive number, default 1) skews the share of each node.
+    `held` (node → shards it holds now) only breaks ties, so that as few shards as
+    possible move.
     """
     validate_shard_count(shard_count)
     ordered = _check_nodes(nodes)
     w = _check_weights(weights, ordered)
-    return _assign(shard_count, tuple(ordered), tuple(sorted(w.items())))
+    return _quotas(shard_count, tuple(ordered), w, dict(held or {}))
+
+
+def _quotas(
+    shard_count: int, nodes: Sequence[str], w: Mapping[str, float], held: Mapping[str, int]
+) -> dict[str, int]:
+    n = len(nodes)
+    if not w:
+        base, extra = divmod(shard_count, n)
+        share = {x: base for x in nodes}
+        frac = {x: 0.0 for x in nodes}
+    else:
+        total = sum(w.values())
+        exact = {x: shard_count * w[x] / total for x in nodes}
+        share = {x: math.floor(exact[x]) for x in nodes}
+        frac = {x: exact[x] - share[x] for x in nodes}
+        extra = shard_count - sum(share.values())
+    order = sorted(nodes, key=lambda x: (-frac[x], -held.get(x, 0), -node_score(x, shard_count), x))
+    for x in order[:extra]:
+        share[x] += 1
+    if shard_count >= n:  # nobody live is left without a shard: take from the largest
+        for x in nodes:
+            if share[x] == 0:
+                richest = max(order, key=lambda y: (share[y], -order.index(y)))
+                share[richest] -= 1
+                share[x] = 1
+    return share
+
+
+def assign(
+    shard_count: int,
+    nodes: Iterable[str],
+    weights: Mapping[str, float] | None = None,
+    *,
+    current: Sequence[str | None] | None = None,
+) -> tuple[str, ...]:
+    """The owner of every shard (index = shard) among `nodes` (see the module doc).
+
+    The result does not depend on the order of `nodes`; duplicates count once. `weights`
+    (node → positive number, default 1) skews the share of each node. `current` (one
+    entry per shard: the node owning it now or about to, ``None`` for nobody) makes the
+    assignment sticky: as few shards as possible move.
+    """
+    validate_shard_count(shard_count)
+    ordered = _check_nodes(nodes)
+    w = _check_weights(weights, ordered)
+    if current is not None and len(current) != shard_count:
+        raise ValidationError("current", f"must have {shard_count} entries")
+    cur = tuple(current) if current is not None else (None,) * shard_count
+    return _assign(shard_count, tuple(ordered), tuple(sorted(w.items())), cur)
 
 
 @lru_cache(maxsize=64)
 def _assign(
-    shard_count: int, nodes: tuple[str, ...], weights: tuple[tuple[str, float], ...]
+    shard_count: int,
+    nodes: tuple[str, ...],
+    weights: tuple[tuple[str, float], ...],
+    current: tuple[str | None, ...],
 ) -> tuple[str, ...]:
-    w = dict(weights)
-    return tuple(rendezvous_owner(s, nodes, w) for s in range(shard_count))
+    live = set(nodes)
+    mine: dict[str, list[int]] = {x: [] for x in nodes}
+    for s, o in enumerate(current):
+        if o in live:
+            mine[o].append(s)
+    quota = _quotas(shard_count, nodes, dict(weights), {x: len(v) for x, v in mine.items()})
+    owners: list[str | None] = [None] * shard_count
+    room: dict[str, int] = {}
+    for x in nodes:
+        keep = sorted(mine[x], key=lambda s: -node_score(x, s))[: quota[x]]
+        for s in keep:
+            owners[s] = x
+        room[x] = quota[x] - len(keep)
+    open_nodes = [x for x in nodes if room[x] > 0]
+    pairs = sorted(
+        (
+            (node_score(x, s), x, s)
+            for s in range(shard_count)
+            if owners[s] is None
+            for x in open_nodes
+        ),
+        key=lambda t: (-t[0], t[1], t[2]),
+    )
+    for _, x, s in pairs:
+        if owners[s] is None and room[x] > 0:
+            owners[s] = x
+            room[x] -= 1
+    assert all(o is not None for o in owners)
+    return tuple(o for o in owners if o is not None)
 
 
 @dataclass(frozen=True, order=True)
@@ -115,12 +186,17 @@ class ShardMap:
 
     `owners[s]` is the node owning shard ``s``, or ``None`` while it is in hand-off
     (then `handoffs` has a `Move` for it naming the releasing and the receiving node).
+    Shard ``s`` holds the slices ``aether.cluster.slices_of_shard(s, shard_count)``.
     """
 
     epoch: int
     term: int
     owners: tuple[str | None, ...]
     handoffs: tuple[Move, ...] = field(default=())
+    revision: int = field(default=0, compare=False)
+    """The bucket revision the map was read at or written with (0: not stored yet).
+
+    Not part of the JSON; fence a hand-off on it (or on `epoch`, which only grows)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.epoch, bool) or not isinstance(self.epoch, int) or self.epoch < 0:
@@ -163,6 +239,13 @@ class ShardMap:
                 out[o] = out.get(o, 0) + 1
         return out
 
+    def intended(self) -> tuple[str | None, ...]:
+        """The owner of every shard once the hand-offs complete (their targets)."""
+        out = list(self.owners)
+        for m in self.handoffs:
+            out[m.shard] = m.target
+        return tuple(out)
+
     def diff(self, newer: ShardMap) -> list[Move]:
         """The shards whose owner differs in `newer`, as moves from this map's owner."""
         return diff_owners(self.owners, newer.owners)
@@ -185,8 +268,9 @@ def plan_next(
 ) -> ShardMap | None:
     """The map the leader should write next, or ``None`` when `current` needs no change.
 
-    `live` maps every live node to the last epoch it has applied. A shard whose owner is
-    dead moves to its rendezvous target at once. A shard whose owner is alive but no
+    `live` maps every live node to the last epoch it has applied. The target is
+    `assign` (sticky on the current map, hand-off targets included). A shard whose owner
+    is dead moves to its target at once. A shard whose owner is alive but no
     longer its target goes into hand-off (owner ``None``) and is given to the target only
     in a later epoch, after the source has applied an epoch where it no longer owns it
     (``live[source] >= current.epoch``) or has died: a planned move always releases
@@ -195,14 +279,14 @@ def plan_next(
     validate_shard_count(shard_count)
     if not live:
         return None
-    target = assign(shard_count, live, weights)
     if current is None:
-        return ShardMap(epoch=1, term=term, owners=target)
+        return ShardMap(epoch=1, term=term, owners=assign(shard_count, live, weights))
     if current.shard_count != shard_count:
         raise ClusterError(
             f"shard_count: the cluster map has {current.shard_count} shards, this node "
             f"was configured with {shard_count}"
         )
+    target = assign(shard_count, live, weights, current=current.intended())
     pending = {m.shard: m for m in current.handoffs}
     owners = list(current.owners)
     handoffs: list[Move] = []
@@ -212,7 +296,12 @@ def plan_next(
             continue
         if have is None:
             h = pending.get(s)
-            if h is None or h.source not in live or live[h.source] >= current.epoch:
+            if (
+                h is None
+                or h.source is None
+                or h.source not in live
+                or live[h.source] >= current.epoch
+            ):
                 owners[s] = want
             else:
                 handoffs.append(Move(s, h.source, want))

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from aether.cluster.hashing import actor_hash, node_score, shard_of, xxh64
+from aether.cluster.hashing import (
+    actor_hash,
+    node_score,
+    shard_of,
+    shard_of_slice,
+    slices_of_shard,
+    slices_of_shards,
+    xxh64,
+)
 from aether.errors import InvalidIdentifierError, ValidationError
+from aether.subjects import slice_of
 
 # Reference values of XXH64 (xxhash 0.8 / python-xxhash), also listed in docs/cluster.md.
 XXH64_VECTORS = [
@@ -22,14 +32,16 @@ XXH64_VECTORS = [
     (b"node-a", 63, 0x7707F585EF34E9FF),
 ]
 
+ROOT = str(Path(__file__).resolve().parents[2])  # this checkout's aether, not an installed one
+
 SHARD_VECTORS = [
-    # actor id, XXH64(utf8), shard of 64, shard of 1000
-    ("a", 0xD24EC4F1A98C6E5B, 27, 955),
-    ("user-1", 0xA173746B114C6BE8, 40, 856),
-    ("user@example.com", 0xE92A4A9E39FE3D60, 32, 0),
-    ("a.b", 0x0091B6393AE8ED56, 22, 862),
-    ("ünïcødé", 0x4D5ABE0629525939, 57, 977),
-    ("订单-42", 0x90D553D574A141E8, 40, 192),
+    # actor id, XXH64(utf8), slice (mod 1024), shard of 64, shard of 1000
+    ("a", 0xD24EC4F1A98C6E5B, 603, 37, 588),
+    ("user-1", 0xA173746B114C6BE8, 1000, 62, 976),
+    ("user@example.com", 0xE92A4A9E39FE3D60, 352, 22, 343),
+    ("a.b", 0x0091B6393AE8ED56, 342, 21, 333),
+    ("ünïcødé", 0x4D5ABE0629525939, 313, 19, 305),
+    ("订单-42", 0x90D553D574A141E8, 488, 30, 476),
 ]
 
 
@@ -38,11 +50,29 @@ def test_xxh64_matches_the_reference(data: bytes, seed: int, expected: int) -> N
     assert xxh64(data, seed) == expected
 
 
-@pytest.mark.parametrize(("actor", "h", "s64", "s1000"), SHARD_VECTORS)
-def test_shard_of_vectors(actor: str, h: int, s64: int, s1000: int) -> None:
+@pytest.mark.parametrize(("actor", "h", "sl", "s64", "s1000"), SHARD_VECTORS)
+def test_shard_of_vectors(actor: str, h: int, sl: int, s64: int, s1000: int) -> None:
     assert actor_hash(actor) == h
-    assert shard_of(actor, 64) == s64 == h % 64
-    assert shard_of(actor, 1000) == s1000 == h % 1000
+    assert slice_of(actor) == sl == h % 1024
+    assert shard_of(actor, 64) == s64 == sl * 64 // 1024
+    assert shard_of(actor, 1000) == s1000 == sl * 1000 // 1024
+    assert shard_of(actor, 1024) == sl
+    assert sl in slices_of_shard(s64, 64) and sl in slices_of_shard(s1000, 1000)
+
+
+@pytest.mark.parametrize("count", [1, 3, 7, 64, 100, 1000, 1023, 1024])
+def test_shards_are_contiguous_slice_ranges(count: int) -> None:
+    covered: list[int] = []
+    for k in range(count):
+        r = slices_of_shard(k, count)
+        assert r.step == 1 and len(r) >= 1
+        assert all(shard_of_slice(x, count) == k for x in r)
+        covered += list(r)
+    assert covered == list(range(1024))
+    assert slices_of_shards([0, count - 1], count) == frozenset(
+        [*slices_of_shard(0, count), *slices_of_shard(count - 1, count)]
+    )
+    assert slices_of_shard(0, 64) == range(0, 16) and slices_of_shard(63, 64) == range(1008, 1024)
 
 
 def test_node_score_is_seeded_xxh64() -> None:
@@ -64,14 +94,14 @@ def test_shard_of_is_stable_across_processes() -> None:
             capture_output=True,
             text=True,
             check=True,
-            env={"PYTHONHASHSEED": str(seed), "PATH": ""},
+            env={"PYTHONHASHSEED": str(seed), "PATH": "", "PYTHONPATH": ROOT},
         ).stdout.strip()
         for seed in (1, 2)
     }
-    assert outs == {"40"}
+    assert outs == {"62"}
 
 
-@pytest.mark.parametrize("count", [0, -1, 65537, True, 1.5, "64"])
+@pytest.mark.parametrize("count", [0, -1, 1025, 65536, True, 1.5, "64"])
 def test_bad_shard_count_is_rejected(count: object) -> None:
     with pytest.raises(ValidationError) as e:
         shard_of("a", count)  # type: ignore[arg-type]
@@ -88,4 +118,4 @@ def test_bad_actor_is_rejected(actor: object) -> None:
 def test_documented_assignment_vector() -> None:
     from aether.cluster.shards import assign
 
-    assert assign(8, ["n1", "n2", "n3"]) == ("n3", "n3", "n3", "n2", "n2", "n3", "n1", "n1")
+    assert assign(8, ["n1", "n2", "n3"]) == ("n3", "n3", "n2", "n2", "n2", "n3", "n1", "n1")
