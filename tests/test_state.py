@@ -516,11 +516,6 @@ def test_readme_section_runs_as_printed(tmp_path: Path, title: str) -> None:
         assert run_python(code, tmp_path) == output
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="until the JetStream store raises retriable errors during a restart (#16 item 4: "
-    "today a 503 or 'no responders' arrives as a final AetherError/UnsupportedServerError)",
-)
 async def test_execute_rides_out_a_jetstream_server_restart(nats_server: NatsServer) -> None:
     from aether.store.jetstream import JetStreamEventStore
 
