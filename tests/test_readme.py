@@ -14,6 +14,7 @@ import aether.errors
 from aether._xxh64 import xxh64
 from aether.cluster import shard_of, slices_of_shard
 from aether.event import encode_event, event_from_dict
+from aether.jsonl import parse_lines
 from aether.observability._tracing import TRACEPARENT_KEY
 from aether.store._js_streams import tracking_wildcard
 from aether.subjects import (
@@ -32,7 +33,6 @@ from aether.subjects import (
     stream_name,
 )
 from aether.typed import SCHEMA_KEY, SNAPSHOT_TYPE
-from aether_cli.bulk import parse_lines
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
