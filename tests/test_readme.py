@@ -100,7 +100,19 @@ def test_token_table_matches_the_encoding() -> None:
 
 
 @pytest.mark.parametrize(
-    "title", ["Event bus", "Cluster", "Benchmarks", "Running a NATS server", "CLI guide"]
+    "title",
+    [
+        "Event ids",
+        "Read-your-writes",
+        "Errors",
+        "Upgrading from aether 0.1",
+        "Public API",
+        "Event bus",
+        "Cluster",
+        "Benchmarks",
+        "Running a NATS server",
+        "CLI guide",
+    ],
 )
 def test_sections_exist(title: str) -> None:
     section(title)
