@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from aether.config import Settings
-from aether.errors import VersionConflictError
+from aether.errors import InvalidEventError, VersionConflictError
 from aether.event import Event
 from aether.store import InMemoryEventStore, Store, open_store
 
@@ -108,3 +108,11 @@ async def test_identical_unit_resave_is_a_no_op(store: Store) -> None:
     again = await store.save_events(unit)
     assert [e.position for e in again] == [e.position for e in stored]
     assert len([e async for e in store.read_all()]) == 3
+
+
+async def test_ids_within_one_unit_must_differ(store: Store) -> None:
+    first = ev("a", 1)
+    with pytest.raises(InvalidEventError) as info:
+        await store.save_events([first, ev("b", 1, id=first.id)])
+    assert info.value.field == "events[1].id"
+    assert await store.last_position() == 0
