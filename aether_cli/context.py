@@ -109,6 +109,12 @@ def hint_for(exc: BaseException) -> str:
         return " (is nats-server running? `aether server` starts one)"
     if isinstance(exc, PermissionDeniedError):
         return " (see `aether config permissions NAMESPACE`)"
+    if (
+        isinstance(exc, NotFoundError)
+        and text.startswith("no cluster in namespace")
+        and "aether node run" not in text
+    ):
+        return " (start a node with `aether node run`)"
     return ""
 
 
