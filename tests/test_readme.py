@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from aether.subjects import (
     stream_name,
 )
 from aether.typed import SCHEMA_KEY, SNAPSHOT_TYPE
+from tests.servers import NatsServer
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -54,9 +56,14 @@ def blocks(text: str, language: str) -> list[str]:
     return re.findall(rf"^```{language}\n(.*?)^```", text, re.S | re.M)
 
 
-def run_python(code: str, cwd: Path) -> str:
+def run_python(code: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=None if env is None else {**os.environ, **env},
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
@@ -216,3 +223,16 @@ def test_errors_example_runs_as_printed(tmp_path: Path) -> None:
     text = section("Errors")
     [code] = blocks(text, "python")
     assert run_python(code, tmp_path) == blocks(text, "text")[1]
+
+
+def test_bus_example_runs_as_printed(tmp_path: Path) -> None:
+    text = section("Event bus")
+    [code] = blocks(text, "python")
+    assert run_python(code, tmp_path) == blocks(text, "text")[0]
+
+
+def test_cluster_example_runs_as_printed(tmp_path: Path, nats_server: NatsServer) -> None:
+    text = section("Cluster")
+    [code] = blocks(text, "python")
+    env = {"AETHER_NATS_URL": nats_server.url, "AETHER_NAMESPACE": "readme"}
+    assert run_python(code, tmp_path, env) == blocks(text, "text")[0]
