@@ -236,3 +236,23 @@ def test_cluster_example_runs_as_printed(tmp_path: Path, nats_server: NatsServer
     [code] = blocks(text, "python")
     env = {"AETHER_NATS_URL": nats_server.url, "AETHER_NAMESPACE": "readme"}
     assert run_python(code, tmp_path, env) == blocks(text, "text")[0]
+
+
+def test_cli_guide_first_commands_run_as_printed(tmp_path: Path) -> None:
+    """Each line of the CLI guide's first block exits 0 on a fresh directory, and a
+    JSON comment is what the command prints."""
+    import shlex
+
+    aether_cli = str(Path(sys.executable).with_name("aether"))
+    [first, *_] = blocks(section("CLI guide"), "sh")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AETHER_")}
+    for line in first.splitlines():
+        command, _, comment = line.partition("#")
+        args = shlex.split(command)
+        assert args[0] == "aether"
+        proc = subprocess.run(
+            [aether_cli, *args[1:]], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, (line, proc.stderr)
+        if comment.strip().startswith("{"):
+            assert orjson.loads(proc.stdout) == orjson.loads(comment.strip())
