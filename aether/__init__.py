@@ -1,4 +1,12 @@
-"""aether: event sourcing primitives for Python, powered by NATS JetStream."""
+"""aether: event sourcing primitives for Python, powered by NATS JetStream.
+
+The top level holds what a user needs every day: the model (`Event`, `Snapshot`,
+`slice_of`), the stores and `open_store`, the bus, `ClusterNode`, `Settings`, the state
+helpers `load` and `execute`, and the errors a caller catches. Everything else lives in
+its module: `aether.errors` (the whole hierarchy), `aether.event` (codec, `fold_data`),
+`aether.subjects`, `aether.state`, `aether.typed`, `aether.cluster`, `aether.jsonl`,
+`aether.observability`, `aether.testing`.
+"""
 
 from __future__ import annotations
 
@@ -8,32 +16,29 @@ from aether.config import Settings
 from aether.errors import (
     AetherError,
     AuthError,
-    ClusterError,
     ConfigError,
-    EventTooLargeError,
-    InvalidEventError,
-    InvalidIdentifierError,
     NatsUnavailableError,
     NotFoundError,
+    OutcomeUnknownError,
     PermissionDeniedError,
-    PublishTimeoutError,
-    StaleTermError,
-    StoreConfigMismatchError,
+    StoreClosedError,
     SubscriptionOverflowError,
-    UnsupportedServerError,
+    TransientError,
     ValidationError,
     VersionConflictError,
 )
-from aether.event import Event, Snapshot, decode_event, encode_event, fold_data
-from aether.store import EventStore, InMemoryEventStore, SnapshotStore, open_store
+from aether.event import Event, Snapshot
+from aether.store import EventStore, InMemoryEventStore, SnapshotStore, Store, Tracking, open_store
+from aether.subjects import slice_of
 
 if TYPE_CHECKING:
     from aether.bus import EventBus, LocalEventBus, NatsEventBus, Overflow, Subscription
-    from aether.cluster import ClusterNode, ClusterStatus, ShardMap, shard_of
+    from aether.cluster import ClusterNode
+    from aether.state import execute, load
     from aether.store import JetStreamEventStore, SQLiteEventStore
 
-# Names whose modules import nats-py or sqlite3 load on first use, so `import aether`
-# (and every `aether` CLI start) stays fast.
+# Names whose modules import nats-py, sqlite3 or more load on first use, so `import
+# aether` (and every `aether` CLI start) stays fast.
 _LAZY = {
     "EventBus": "aether.bus",
     "LocalEventBus": "aether.bus",
@@ -41,11 +46,10 @@ _LAZY = {
     "Overflow": "aether.bus",
     "Subscription": "aether.bus",
     "ClusterNode": "aether.cluster",
-    "ClusterStatus": "aether.cluster",
-    "ShardMap": "aether.cluster",
-    "shard_of": "aether.cluster",
     "JetStreamEventStore": "aether.store.jetstream",
     "SQLiteEventStore": "aether.store.sqlite",
+    "execute": "aether.state",
+    "load": "aether.state",
 }
 
 
@@ -62,44 +66,39 @@ def __getattr__(name: str) -> Any:
 
 __version__ = "0.1.0"
 
+# The documented public API (README "Public API"; tests/test_public_api.py keeps both equal).
 __all__ = [
     "AetherError",
     "AuthError",
-    "ClusterError",
     "ClusterNode",
-    "ClusterStatus",
     "ConfigError",
     "Event",
     "EventBus",
     "EventStore",
-    "EventTooLargeError",
     "InMemoryEventStore",
-    "InvalidEventError",
-    "InvalidIdentifierError",
     "JetStreamEventStore",
     "LocalEventBus",
     "NatsEventBus",
     "NatsUnavailableError",
     "NotFoundError",
+    "OutcomeUnknownError",
     "Overflow",
     "PermissionDeniedError",
-    "PublishTimeoutError",
     "SQLiteEventStore",
     "Settings",
-    "ShardMap",
     "Snapshot",
     "SnapshotStore",
-    "StaleTermError",
-    "StoreConfigMismatchError",
+    "Store",
+    "StoreClosedError",
     "Subscription",
     "SubscriptionOverflowError",
-    "UnsupportedServerError",
+    "Tracking",
+    "TransientError",
     "ValidationError",
     "VersionConflictError",
     "__version__",
-    "decode_event",
-    "encode_event",
-    "fold_data",
+    "execute",
+    "load",
     "open_store",
-    "shard_of",
+    "slice_of",
 ]

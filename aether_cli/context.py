@@ -64,6 +64,11 @@ class CliState:
             self._settings = Settings.load(self.config_file, overrides=self.overrides)
         return self._settings
 
+    def override(self, values: dict[str, object]) -> None:
+        """Add flag values given after a command (they win); settings load again."""
+        self.overrides.update(values)
+        self._settings = None
+
 
 def cli_state(ctx: typer.Context) -> CliState:
     """The `CliState` of the running command."""
@@ -104,6 +109,12 @@ def hint_for(exc: BaseException) -> str:
         return " (is nats-server running? `aether server` starts one)"
     if isinstance(exc, PermissionDeniedError):
         return " (see `aether config permissions NAMESPACE`)"
+    if (
+        isinstance(exc, NotFoundError)
+        and text.startswith("no cluster in namespace")
+        and "aether node run" not in text
+    ):
+        return " (start a node with `aether node run`)"
     return ""
 
 

@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from aether.errors import AetherError
 
@@ -141,7 +142,8 @@ class LocalServer:
     def wait_listening(self, timeout: float = 20.0) -> None:
         """Block until the server wrote its ports file and accepts connections."""
         assert self.proc is not None
-        ports_file = self.ports_dir / f"{Path(self.proc.args[0]).name}_{self.proc.pid}.ports"
+        binary = cast("list[str]", self.proc.args)[0]  # start() passes a list
+        ports_file = self.ports_dir / f"{Path(binary).name}_{self.proc.pid}.ports"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

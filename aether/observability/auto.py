@@ -4,10 +4,13 @@ ones, for code that opens its store inside (``aether bench``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aether.observability.bus import instrument_bus
 from aether.observability.store import instrument_store
+
+if TYPE_CHECKING:
+    from aether.store import Store
 
 _undo: list[Callable[[], None]] = []
 
@@ -22,8 +25,8 @@ def instrument_factories() -> Callable[[], None]:
         open_store = aether.store.open_store
         open_bus = aether.bench.open_bus
 
-        async def instrumented_open_store(settings: object) -> Any:
-            return instrument_store(await open_store(settings))
+        async def instrumented_open_store(settings: object, *, create: bool = True) -> Store:
+            return cast("Store", instrument_store(await open_store(settings, create=create)))
 
         async def instrumented_open_bus(settings: Any) -> tuple[Any, str]:
             bus, kind = await open_bus(settings)

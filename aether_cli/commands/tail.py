@@ -137,9 +137,9 @@ def tail(
         fail(f"the namespace is given twice ({target!r} and -n {namespace!r})", EXIT_USAGE)
     chosen = target if target is not None else namespace
     if chosen is not None and "*" not in chosen:
-        state.overrides["namespace"] = chosen
+        state.override({"namespace": chosen})
     if server:
-        state.overrides["nats.servers"] = list(server)
+        state.override({"nats.servers": list(server)})
     if bus and (from_start or from_position is not None or since is not None):
         fail("--bus follows live events only: drop --from-start/--from-position/--since", 2)
     if sum([from_start, from_position is not None, since is not None]) > 1:

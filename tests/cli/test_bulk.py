@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from aether.errors import InvalidLineError
+from aether.jsonl import assign_versions, parse_lines, plan_batches
 from aether.store import InMemoryEventStore
-from aether_cli.bulk import BulkInputError, assign_versions, parse_lines, plan_batches
 from tests.cli.conftest import Cli
 
 Versions = Callable[..., dict[str, int]]
@@ -221,7 +222,7 @@ async def test_assign_versions_with_many_actors_reads_the_actor_list_once() -> N
 
 
 def test_bulk_input_error_names_the_line() -> None:
-    with pytest.raises(BulkInputError) as info:
+    with pytest.raises(InvalidLineError) as info:
         parse_lines(
             b'{"actor_id": "a", "event_type": "E"}\n\n{"actor_id": 1, "event_type": "E"}', 10_000
         )

@@ -8,15 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from aether.cluster import (
-    LEADER_KEY,
-    SHARDMAP_KEY,
-    ClusterNode,
-    assign,
-    encode_shard_map,
-    fenced_put,
-    read_status,
-)
+from aether.cluster import ClusterNode, fenced_put, read_status
+from aether.cluster.election import LEADER_KEY
+from aether.cluster.shards import assign, encode_shard_map
+from aether.cluster.status import SHARDMAP_KEY
 from aether.connect import connect
 from aether.errors import ClusterError, StaleTermError, ValidationError
 from tests.cluster.helpers import (
