@@ -25,7 +25,8 @@ from aether.errors import (
     VersionConflictError,
 )
 from aether.event import Event
-from aether.store._js_api import JsApi, JsApiError
+from aether._nats.errors import JsApiError
+from aether._nats.jsapi import JsApi
 from aether.store._js_batch import BatchPublisher
 from aether.store._js_publish import Publisher
 from aether.store.jetstream import JetStreamEventStore

@@ -176,3 +176,8 @@ def header_value(headers: bytes | None, name: bytes) -> bytes | None:
     i += len(key)
     j = headers.find(b"\r\n", i)
     return headers[i:j].strip()
+
+
+async def flush(nc: NATS, seconds: float) -> None:
+    """nats-py's ``flush`` (typed ``int`` there; a float of seconds works and is meant)."""
+    await nc.flush(seconds)  # type: ignore[arg-type]

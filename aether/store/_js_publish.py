@@ -29,16 +29,13 @@ from typing import Any
 import orjson
 from nats.aio.client import Client as NATS
 
-from aether.connect import denied
+from aether._nats.errors import JsApiError, map_nats_error
+from aether._nats.info import where
+from aether._nats.jsapi import parse_ack as _parse_ack
+from aether._nats.jsapi import subscribe
+from aether._nats.permissions import denied
+from aether._nats.raw import RawSubscription, status_of
 from aether.errors import AetherError, EventTooLargeError, PublishTimeoutError, StoreClosedError
-from aether.store._js_api import (
-    ERR_DUPLICATE_IN_PROCESS,
-    JsApiError,
-    map_nats_error,
-    subscribe,
-    where,
-)
-from aether.store._js_raw import RawSubscription, status_of
 
 Reply = tuple[int, bytes]
 """A reply: (status, data). Status 0 is a normal answer; >0 an inline NATS status
@@ -61,7 +58,7 @@ class PubAck(dict[str, Any]):
 
 def busy(err: JsApiError) -> bool:
     """Whether a JetStream error answer means "busy, send the same message again"."""
-    return err.err_code == ERR_DUPLICATE_IN_PROCESS or err.code == 503
+    return err.busy
 
 
 def unknown_outcome(subject: str, timeout: float, nc: NATS, why: str = "") -> PublishTimeoutError:
@@ -285,11 +282,4 @@ class Publisher:
 
 def parse_ack(data: bytes) -> PubAck:
     """Decode a pub ack; raise `JsApiError` for an error answer."""
-    try:
-        resp = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise AetherError(f"JetStream answered a publish with {data[:80]!r}") from None
-    err = resp.get("error")
-    if err is not None:
-        raise JsApiError.from_response(err)
-    return PubAck(resp)
+    return PubAck(_parse_ack(data))

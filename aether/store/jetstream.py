@@ -82,6 +82,9 @@ from typing import Any
 import orjson
 from nats.aio.client import Client as NATS
 
+from aether._nats.errors import ERR_LAST_SEQ_NOT_READY, JsApiError, public_error
+from aether._nats.info import server_version
+from aether._nats.jsapi import JsApi, RawMsg
 from aether.config import Settings
 from aether.errors import (
     ActorConflict,
@@ -95,14 +98,6 @@ from aether.errors import (
     VersionConflictError,
 )
 from aether.event import Event, Snapshot, decode_event, encode_event, encode_snapshot
-from aether.store._js_api import (
-    CONFLICT_CODES,
-    ERR_LAST_SEQ_NOT_READY,
-    JsApi,
-    JsApiError,
-    RawMsg,
-    server_version,
-)
 from aether.store._js_batch import MAX_BATCH, BatchPublisher, Message
 from aether.store._js_decode import CorruptCounter, actor_of_subject, decode_stored
 from aether.store._js_publish import Publisher
@@ -235,7 +230,7 @@ class JetStreamEventStore:
         """A store on an already connected client (not closed by `close`).
 
         The store routes its own inboxes (pub acks, reads) past nats-py's per-message
-        machinery (see `aether.store._js_raw`); the client's other subscriptions are
+        machinery (see `aether._nats.raw`); the client's other subscriptions are
         unaffected.
         """
         store = cls(nc, namespace=namespace, settings=settings)
@@ -440,7 +435,7 @@ class JetStreamEventStore:
             try:
                 return await self._publish(actor_id, subject, events, payloads, expected)
             except JsApiError as e:
-                if e.err_code in CONFLICT_CODES:
+                if e.conflict:
                     conflicts += 1
                     tip = await self._tip(actor_id, subject, leader=True)
                     if conflicts > _CONFLICT_RETRIES and first.version == tip.version + 1:
@@ -450,7 +445,7 @@ class JetStreamEventStore:
                     not_ready += 1
                     await asyncio.sleep(min(0.01 * not_ready, 0.2))
                     continue
-                raise
+                raise public_error(e, f"append to stream {self._stream}", self._nc) from None
 
     def _acknowledged(self, actor_id: str, version: int, seq: int) -> None:
         self._remember(actor_id, version, seq)
@@ -560,7 +555,7 @@ class JetStreamEventStore:
             try:
                 ack = await self._batches.publish(messages)
             except JsApiError as e:
-                if e.err_code in CONFLICT_CODES:
+                if e.conflict:
                     await self._read_tips(list(groups), subjects, leader=True)
                     beliefs = {a: self._cache.get(a, (0, 0)) for a in groups}
                     if any(g[0].version != beliefs[a][0] + 1 for a, g in groups.items()):
@@ -572,7 +567,7 @@ class JetStreamEventStore:
                     not_ready += 1
                     await asyncio.sleep(min(0.01 * not_ready, 0.2))
                     continue
-                raise
+                raise public_error(e, f"append to stream {self._stream}", self._nc) from None
             last_seq = int(ack["seq"])
             first_seq = last_seq - len(messages) + 1
             stored: list[Event] = []
@@ -682,13 +677,13 @@ class JetStreamEventStore:
             try:
                 ack = await self._pub.publish(subject, payload, headers)
             except JsApiError as e:
-                if e.err_code in CONFLICT_CODES:
+                if e.conflict:
                     await self._check_tracking_at(tracking)
                     continue  # the server said no, the leader says yes: look again
                 if e.err_code == ERR_LAST_SEQ_NOT_READY:
                     await asyncio.sleep(0.02)
                     continue
-                raise
+                raise public_error(e, f"checkpoint {tracking.key!r}", self._nc) from None
             self._tracked(tracking.key, tracking.expected + 1, int(ack["seq"]))
             return
         raise TrackingConflictError(tracking.key, tracking.expected, -1)
