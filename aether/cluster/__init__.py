@@ -6,6 +6,7 @@ and its test vectors.
 
 from __future__ import annotations
 
+from aether.cluster._kv import BucketView, ClusterBucket, KvEntry
 from aether.cluster.defaults import FAILOVER_BOUND, MEASURED_FAILOVER, REPLICATED_LEASE
 from aether.cluster.election import LEADER_KEY, Election, LeaderLease, fenced_put
 from aether.cluster.hashing import (
@@ -18,7 +19,6 @@ from aether.cluster.hashing import (
     slices_of_shards,
     xxh64,
 )
-from aether.cluster.kv import BucketView, ClusterBucket, KvEntry
 from aether.cluster.membership import Membership, NodeInfo, live_nodes
 from aether.cluster.node import ClusterNode, ShardListener
 from aether.cluster.shards import (

@@ -26,8 +26,8 @@ import nats
 from nats.aio.client import Client
 
 from aether.cluster import ClusterNode, decode_shard_map
+from aether.cluster._kv import KvEntry
 from aether.cluster.defaults import REPLICATED_LEASE
-from aether.cluster.kv import KvEntry
 from aether.cluster.status import SHARDMAP_KEY
 from aether.subjects import cluster_bucket
 from tests.cluster.helpers import Ownership, cluster_settings, describe, settled_on, wait_until
