@@ -150,7 +150,10 @@ def map_nats_error(nc: NATS, e: BaseException, subject: str, what: str) -> Aethe
 def cluster_failure(e: BaseException, doing: str) -> AetherError:
     """An aether error for a nats-py failure while `doing` a cluster bucket operation."""
     if isinstance(e, JsApiError):
-        return public_error(e, doing)
+        out = public_error(e, doing)
+        if type(out) is AetherError:
+            return ClusterError(f"{doing}: JetStream error {e.err_code}: {e.description}")
+        return out
     if isinstance(e, AetherError):
         return e
     if isinstance(e, nats.errors.NoRespondersError | nats.errors.TimeoutError | TimeoutError):
@@ -213,7 +216,7 @@ def classify_connect_failure(errors: list[BaseException], where: str) -> AetherE
             return AuthError(f"cannot connect to NATS at {where}: the credentials have expired")
     for e in errors:
         if isinstance(e, ssl.SSLCertVerificationError):
-            why = e.verify_message or "certificate verify failed"
+            why = getattr(e, "verify_message", None) or "certificate verify failed"
             return AuthError(
                 f"cannot connect to NATS at {where}: TLS certificate of the server not trusted "
                 f"({why}; check nats.tls_ca_file and nats.tls_server_name)"
