@@ -195,6 +195,7 @@ class JetStreamEventStore:
         self._own_seq: dict[int, int] = {}  # slice -> sequence of this store's last append
         self._corrupt = CorruptCounter(self._ns)
         self._subject_actors: dict[bytes, str | None] = {}
+        self._subjects: dict[str, str] = {}  # actor -> events subject
         self._tracks: dict[str, tuple[int, int]] = {}  # tracking key -> (revision, sequence)
         self._watch_starts: set[asyncio.Task[int]] = set()
         self._limits = bool(js.max_age) or js.max_bytes >= 0
@@ -412,7 +413,7 @@ class JetStreamEventStore:
         self._check_open()
         if self._watch_starts:
             await self._watch_barrier()
-        subject = events_subject(self._ns, actor_id)
+        subject = self._subject(actor_id)
         first = events[0]
         cached = self._cache.get(actor_id)
         tip: _Tip | None = None
@@ -447,11 +448,22 @@ class JetStreamEventStore:
                     continue
                 raise public_error(e, f"append to stream {self._stream}", self._nc) from None
 
+    def _subject(self, actor_id: str) -> str:
+        """The actor's events subject (validates the id; remembered per actor)."""
+        subject = self._subjects.get(actor_id)
+        if subject is None:
+            subject = events_subject(self._ns, actor_id)
+            if len(self._subjects) >= CACHE_MAX:
+                self._subjects.clear()
+            self._subjects[actor_id] = subject
+        return subject
+
     def _acknowledged(self, actor_id: str, version: int, seq: int) -> None:
         self._remember(actor_id, version, seq)
-        sl = _slice_of(actor_id)
-        if self._own_seq.get(sl, 0) < seq:
-            self._own_seq[sl] = seq
+        if self._replicated:  # only replicated reads wait for the store's own appends
+            sl = _slice_of(actor_id)
+            if self._own_seq.get(sl, 0) < seq:
+                self._own_seq[sl] = seq
 
     async def _publish(
         self,
@@ -527,7 +539,7 @@ class JetStreamEventStore:
     ) -> list[Event]:
         self._check_open()
         await self._watch_barrier()
-        subjects = {a: events_subject(self._ns, a) for a in groups}
+        subjects = {a: self._subject(a) for a in groups}
         unknown = [a for a, g in groups.items() if a not in self._cache and g[0].version != 1]
         if unknown:
             await self._read_tips(unknown, subjects)
@@ -722,7 +734,7 @@ class JetStreamEventStore:
     async def get_latest_version(self, actor_id: str) -> int:
         """The actor's latest version (0 if none): one read of its last message."""
         validate_actor_id(actor_id)
-        return (await self._tip(actor_id, events_subject(self._ns, actor_id))).version
+        return (await self._tip(actor_id, self._subject(actor_id))).version
 
     async def get_events(self, actor_id: str, from_version: int = 0) -> list[Event]:
         """The actor's events with ``version >= from_version``."""
