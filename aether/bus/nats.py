@@ -32,7 +32,7 @@ from nats.errors import SlowConsumerError
 from aether._nats.errors import map_nats_error
 from aether._nats.hooks import hooks_of
 from aether._nats.permissions import denied
-from aether._nats.raw import flush, sid_of
+from aether._nats.raw import flush, frame_writer, pub_frame, sid_of, subscribe_raw
 from aether.bus.base import (
     DEFAULT_BUFFER,
     Overflow,
@@ -75,6 +75,7 @@ class NatsEventBus:
         self._subs: dict[int, _Entry] = {}  # nats sid -> our subscription and nats-py's
         self._sids: dict[int, int] = {}  # Subscription.id -> nats sid
         self._closed = False
+        self._writer = frame_writer(nc)
         hooks = hooks_of(nc)
         self._remove_hooks = (
             hooks.on_error(self._on_error),
@@ -106,6 +107,8 @@ class NatsEventBus:
         if self._closed:
             raise AetherError("the bus is closed")
         subject, payload = self._encoder.encode_for(namespace, event)
+        if self._writer.write(pub_frame(subject.encode(), b"", payload)):
+            return
         try:
             await self._nc.publish(subject, payload)
         except Exception as e:
@@ -169,14 +172,23 @@ class NatsEventBus:
         if ns_match is not None:
             sub._decode = _namespace_decoder(sub)
         entry = _Entry(sub)
-        cb = _callback(entry, None if pattern == "*" else ns_match, type_tokens)
+        matcher = None if pattern == "*" else ns_match
         try:
-            nsub = await self._nc.subscribe(
-                subject,
-                cb=cb,
-                pending_msgs_limit=self._pending_msgs,
-                pending_bytes_limit=self._pending_bytes,
-            )
+            nsub: Any
+            if overflow is Overflow.ERROR:
+                # ERROR raises where nats-py's queue dropped: it needs that queue.
+                cb = _callback(entry, matcher, type_tokens)
+                nsub = await self._nc.subscribe(
+                    subject,
+                    cb=cb,
+                    pending_msgs_limit=self._pending_msgs,
+                    pending_bytes_limit=self._pending_bytes,
+                )
+            else:
+                handler = _raw_handler(
+                    entry, matcher, type_tokens, self._pending_msgs, self._pending_bytes
+                )
+                nsub = await subscribe_raw(self._nc, subject, handler)
             entry.nsub = nsub
             sid = sid_of(nsub)
             self._subs[sid] = entry
@@ -314,6 +326,62 @@ def _callback(
             await fut
 
     return checking_cb
+
+
+class _RawMsg:
+    """A bus message as the raw handler got it (what `decode_message` reads)."""
+
+    __slots__ = ("_subject", "data")
+
+    def __init__(self, subject: bytes, data: bytes) -> None:
+        self._subject = subject
+        self.data = data
+
+    @property
+    def subject(self) -> str:
+        """The message's subject."""
+        return self._subject.decode()
+
+
+def _raw_handler(
+    entry: _Entry,
+    ns_match: Callable[[str], bool] | None,
+    type_tokens: frozenset[str] | None,
+    max_msgs: int,
+    max_bytes: int,
+) -> Callable[[bytes, bytes, bytes, bytes | None], None]:
+    """The raw handler of a ``BLOCK`` or dropping subscription (see `aether._nats.raw`).
+
+    Called by nats-py's reader for each message, it offers the message to the
+    subscription's buffer at once. With ``BLOCK`` and a full buffer the messages wait in
+    the subscription (in order) as they would in nats-py's queue, and beyond
+    `max_msgs` (or about `max_bytes`) waiting they are dropped and counted as the
+    client's slow-consumer drops, as nats-py would.
+    """
+    sub = entry.sub
+    offer = sub._offer
+    blocked = sub._blocked
+    filtered = ns_match is not None or type_tokens is not None
+
+    def on_msg(subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
+        if filtered:
+            tokens = subject.decode().split(".")
+            if len(tokens) != 5:
+                return
+            if ns_match is not None and not ns_match(tokens[1]):
+                return
+            if type_tokens is not None and tokens[3] not in type_tokens:
+                return
+        if blocked:
+            waiting = len(blocked)
+            if (max_msgs > 0 and waiting >= max_msgs) or (
+                max_bytes > 0 and waiting * len(data) >= max_bytes
+            ):
+                entry.client_dropped()
+                return
+        offer(_RawMsg(subject, data))
+
+    return on_msg
 
 
 def _namespace_decoder(sub: Subscription) -> Callable[[Msg], Event | None]:
