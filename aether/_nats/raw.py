@@ -8,9 +8,11 @@ with the raw bytes (subject, reply, payload, header block) of each message of th
 subscription; every other subscription of the connection is untouched.
 
 Seam: ``Client._process_msg(sid, subject, reply, data, headers)``, private but stable
-across nats-py 2.x. It is checked once per connection; if it is missing, has another
-signature, or ``AETHER_NATS_SEAMS=off``, raw subscriptions fall back to an ordinary
-callback subscription (slower, same behaviour). A handler that raises is logged and its
+across nats-py 2.x, and nats-py's protocol parser, replaced by `aether._nats.parser`
+(which calls raw handlers without going through ``_process_msg`` at all). It is
+checked once per connection; if it is missing, has another signature, or
+``AETHER_NATS_SEAMS=off``, raw subscriptions fall back to an ordinary callback
+subscription (slower, same behaviour). A handler that raises is logged and its
 exception never reaches nats-py's read loop (which would stop reading the connection).
 
 Outbound, `FrameWriter.write` appends a prebuilt ``PUB``/``HPUB`` frame (see `pub_frame`,
@@ -35,6 +37,7 @@ from typing import Any
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
+from aether._nats import parser
 from aether._nats.seams import seams_enabled
 
 log = logging.getLogger("aether.nats")
@@ -71,6 +74,17 @@ class _Dispatch:
             _guarded(handler, subject, reply, data, headers)
 
         nc._process_msg = process_msg  # type: ignore[method-assign]
+        self.fast_parser = parser.install(nc, self.deliver)
+
+    def deliver(
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
+    ) -> bool:
+        """Hand a message to its raw handler (for `FastParser`); False if it has none."""
+        handler = self.handlers.get(sid)
+        if handler is None:
+            return False
+        _guarded(handler, subject, reply, data, headers)
+        return True
 
 
 def _dispatch(nc: NATS) -> _Dispatch | None:
