@@ -53,17 +53,25 @@ class FastParser(nats_parser.Parser):
             self._pending = (arg["sid"], arg["subject"], arg["reply"])
 
     _pending: tuple[int, bytes, bytes] = (0, b"", b"")
+    _generation = 0
+
+    def reset(self) -> None:
+        """nats-py resets its parser on a reconnect: drop what was half read."""
+        super().reset()
+        self._generation += 1
 
     async def parse(self, data: bytes = b"") -> None:
         """Parse `data` (and what is left of earlier chunks), dispatching every frame."""
         if self._previous is not None:
             self._take_over()
-        buf = self.buf
-        buf.extend(data)
+        if self.buf:
+            data = bytes(self.buf) + data
+            self.buf = bytearray()
+        generation = self._generation
         nc: Any = self.nc
         deliver = self._deliver
         pos = 0
-        n = len(buf)
+        n = len(data)
         try:
             while pos < n:
                 if self.state == _AWAITING_MSG_PAYLOAD:
@@ -71,92 +79,68 @@ class FastParser(nats_parser.Parser):
                     if n - pos < size + 2:
                         break
                     sid, subject, reply = self._pending
-                    pos = await self._message(
-                        nc, deliver, buf, pos, sid, subject, reply, hsize, size
-                    )
                     self.state = _AWAITING_CONTROL_LINE
                     self.header_needed = 0
-                    if self.buf is not buf:
-                        return  # nats-py reset the parser meanwhile (reconnect)
-                    continue
-                end = buf.find(b"\r\n", pos)
-                if end < 0:
-                    if n - pos > _MAX_CONTROL_LINE:
-                        raise ProtocolError("nats: control line too long")
-                    break
-                first = buf[pos]
-                if first == 0x4D and buf.startswith(b"MSG ", pos):  # M
-                    args = bytes(buf[pos + 4 : end]).split()
-                    hsize = 0
-                    if len(args) == 3:
-                        subject, sid_b, reply, size_b = args[0], args[1], b"", args[2]
-                    elif len(args) == 4:
-                        subject, sid_b, reply, size_b = args
-                    else:
-                        raise ProtocolError("nats: malformed MSG")
-                elif first == 0x48 and buf.startswith(b"HMSG ", pos):  # H
-                    args = bytes(buf[pos + 5 : end]).split()
-                    if len(args) == 4:
-                        subject, sid_b, reply, hsize_b, size_b = (
-                            args[0],
-                            args[1],
-                            b"",
-                            args[2],
-                            args[3],
-                        )
-                    elif len(args) == 5:
-                        subject, sid_b, reply, hsize_b, size_b = args
-                    else:
-                        raise ProtocolError("nats: malformed MSG")
-                    hsize = int(hsize_b)
                 else:
-                    pos = await self._control(nc, buf, pos, end)
-                    if self.buf is not buf:
+                    end = data.find(b"\r\n", pos)
+                    if end < 0:
+                        if n - pos > _MAX_CONTROL_LINE:
+                            raise ProtocolError("nats: control line too long")
+                        break
+                    first = data[pos]
+                    if first == 0x4D and data.startswith(b"MSG ", pos):  # M
+                        args = data[pos + 4 : end].split()
+                        hsize = 0
+                        if len(args) == 3:
+                            subject, sid_b, size_b = args
+                            reply = b""
+                        elif len(args) == 4:
+                            subject, sid_b, reply, size_b = args
+                        else:
+                            raise ProtocolError("nats: malformed MSG")
+                    elif first == 0x48 and data.startswith(b"HMSG ", pos):  # H
+                        args = data[pos + 5 : end].split()
+                        if len(args) == 4:
+                            subject, sid_b, hsize_b, size_b = args
+                            reply = b""
+                        elif len(args) == 5:
+                            subject, sid_b, reply, hsize_b, size_b = args
+                        else:
+                            raise ProtocolError("nats: malformed MSG")
+                        hsize = int(hsize_b)
+                    else:
+                        pos = await self._control(nc, data, pos, end)
+                        if self._generation != generation:
+                            return  # nats-py reset the parser meanwhile (reconnect)
+                        continue
+                    sid, size = int(sid_b), int(size_b)
+                    pos = end + 2
+                    if n - pos < size + 2:
+                        # the payload is not all here yet: wait for the next chunk
+                        self.state = _AWAITING_MSG_PAYLOAD
+                        self.needed = size
+                        self.header_needed = hsize
+                        self._pending = (sid, subject, reply)
+                        self.msg_arg = {"subject": subject, "sid": sid, "reply": reply}
+                        break
+                if hsize:
+                    hdr: bytes | None = data[pos : pos + hsize]
+                    payload = data[pos + hsize : pos + size]
+                else:
+                    hdr = None
+                    payload = data[pos : pos + size]
+                pos += size + 2
+                if not deliver(sid, subject, reply, payload, hdr):
+                    await nc._process_msg(sid, subject, reply, payload, hdr)
+                    if self._generation != generation:
                         return
-                    continue
-                sid, size = int(sid_b), int(size_b)
-                pos = end + 2
-                if n - pos < size + 2:
-                    # the payload is not all here yet: wait for the next chunk
-                    self.state = _AWAITING_MSG_PAYLOAD
-                    self.needed = size
-                    self.header_needed = hsize
-                    self._pending = (sid, subject, reply)
-                    self.msg_arg = {"subject": subject, "sid": sid, "reply": reply}
-                    break
-                pos = await self._message(nc, deliver, buf, pos, sid, subject, reply, hsize, size)
-                if self.buf is not buf:
-                    return
         finally:
-            if self.buf is buf and pos:
-                del buf[:pos]
+            if self._generation == generation and pos < n:
+                self.buf = bytearray(data[pos:])
 
-    @staticmethod
-    async def _message(
-        nc: Any,
-        deliver: Deliver,
-        buf: bytearray,
-        pos: int,
-        sid: int,
-        subject: bytes,
-        reply: bytes,
-        hsize: int,
-        size: int,
-    ) -> int:
-        """Dispatch the message whose payload starts at `pos`; the position after it."""
-        if hsize:
-            hdr: bytes | None = bytes(buf[pos : pos + hsize])
-            payload = bytes(buf[pos + hsize : pos + size])
-        else:
-            hdr = None
-            payload = bytes(buf[pos : pos + size])
-        if not deliver(sid, subject, reply, payload, hdr):
-            await nc._process_msg(sid, subject, reply, payload, hdr)
-        return pos + size + 2
-
-    async def _control(self, nc: Any, buf: bytearray, pos: int, end: int) -> int:
+    async def _control(self, nc: Any, data: bytes, pos: int, end: int) -> int:
         """Handle one control line (``+OK``, ``-ERR``, ``PING``, ``PONG``, ``INFO``)."""
-        line = bytes(buf[pos : end + 2])
+        line = data[pos : end + 2]
         nxt = end + 2
         if nats_parser.OK_RE.match(line):
             return nxt
