@@ -34,6 +34,7 @@ from aether._nats.errors import (
 from aether._nats.hooks import Hooks, attach
 from aether._nats.info import server_info
 from aether._nats.permissions import install_guard
+from aether._nats.raw import prepare
 from aether._nats.seams import seams_enabled
 from aether.config import mask_url
 from aether.errors import TlsRequiredError
@@ -251,4 +252,5 @@ async def open_connection(opts: dict[str, Any], policy: Policy, *, guarded: bool
         guard.on_error(e)  # recorded; the connection's own error_cb still sees it
 
     hooks.on_error(violations)
+    prepare(nc)
     return nc

@@ -107,6 +107,12 @@ def _dispatch(nc: NATS) -> _Dispatch | None:
     return d
 
 
+def prepare(nc: NATS) -> None:
+    """Check (and install) the hot-path seams of a new connection, once, at connect."""
+    _dispatch(nc)
+    frame_writer(nc)
+
+
 def raw_seam_active(nc: NATS) -> bool:
     """Whether raw subscriptions on `nc` use the fast seam (False: public fallback)."""
     return _dispatch(nc) is not None
