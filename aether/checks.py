@@ -13,11 +13,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import orjson
 from nats.aio.client import Client as NATS
 
+from aether._nats.connection import describe_servers, transport_is_tls
+from aether._nats.errors import ERR_STREAM_NOT_FOUND, JsApiError
+from aether._nats.info import parse_version, server_info
+from aether._nats.jsapi import JsApi
 from aether.config import Settings
-from aether.connect import connect, describe_servers, server_info, transport_is_tls
+from aether.connect import connect
 from aether.errors import AetherError, PermissionDeniedError
 
 OK = "ok"
@@ -46,22 +49,12 @@ class Check:
         return asdict(self)
 
 
-def _version_tuple(text: str) -> tuple[int, int, int]:
-    parts = []
-    for p in text.lstrip("v").split("-", 1)[0].split(".")[:3]:
-        try:
-            parts.append(int(p))
-        except ValueError:
-            parts.append(0)
-    while len(parts) < 3:
-        parts.append(0)
-    return (parts[0], parts[1], parts[2])
-
-
-async def _api(nc: NATS, subject: str, wait: float) -> dict[str, Any]:
-    msg = await nc.request(subject, b"", timeout=wait)
-    doc: dict[str, Any] = orjson.loads(msg.data)
-    return doc
+async def _api(api: JsApi, subject: str, what: str) -> dict[str, Any]:
+    """The answer to an API request, with an error answer as ``{"error": ...}``."""
+    try:
+        return await api.request(subject, None, what)
+    except JsApiError as e:
+        return {"error": {"code": e.code, "err_code": e.err_code, "description": e.description}}
 
 
 async def check_deployment(settings: Settings, *, wait: float = 3.0) -> list[Check]:
@@ -79,7 +72,8 @@ async def check_deployment(settings: Settings, *, wait: float = 3.0) -> list[Che
 async def _checks(nc: NATS, settings: Settings, wait: float) -> list[Check]:
     info = server_info(nc)  # the server's INFO: version, max_payload, jetstream, tls...
     version = str(info.get("version", "0.0.0"))
-    vt = _version_tuple(version)
+    vt = parse_version(version)
+    api = JsApi(nc, wait)
     url = nc.connected_url
     tls = (
         "TLS" if info.get("tls_required") or (url is not None and url.scheme == "tls") else "plain"
@@ -90,7 +84,7 @@ async def _checks(nc: NATS, settings: Settings, wait: float) -> list[Check]:
 
     js_ok = False
     try:
-        acct = await _api(nc, "$JS.API.INFO", wait)
+        acct = await _api(api, "$JS.API.INFO", "account info")
         if "error" in acct:
             checks.append(
                 Check("jetstream", MISSING, f"JetStream: {acct['error'].get('description')}")
@@ -103,15 +97,12 @@ async def _checks(nc: NATS, settings: Settings, wait: float) -> list[Check]:
             checks.append(Check("jetstream", OK, f"JetStream enabled (file storage: {room})"))
     except PermissionDeniedError as e:
         checks.append(Check("jetstream", MISSING, str(e)))
-    except AetherError as e:
-        checks.append(Check("jetstream", MISSING, str(e)))
-    except Exception as e:  # no responders / timeout: JetStream is off
+    except AetherError as e:  # no responders / timeout: JetStream is off
         checks.append(
             Check(
                 "jetstream",
                 MISSING,
-                f"JetStream does not answer ({type(e).__name__}); "
-                "start nats-server with JetStream enabled (-js)",
+                f"JetStream does not answer ({e}); start nats-server with JetStream enabled (-js)",
             )
         )
 
@@ -146,7 +137,7 @@ async def _checks(nc: NATS, settings: Settings, wait: float) -> list[Check]:
     else:
         checks.append(Check("max payload", OK, f"server max payload {max_payload} bytes"))
     if js_ok:
-        checks += await _stream_checks(nc, settings, wait, vt)
+        checks += await _stream_checks(api, settings, vt)
     checks.append(lease_check(settings))
     return checks
 
@@ -217,9 +208,7 @@ def lease_check(settings: Settings, bucket_replicas: int | None = None) -> Check
     )
 
 
-async def _stream_checks(
-    nc: NATS, settings: Settings, wait: float, vt: tuple[int, int, int]
-) -> list[Check]:
+async def _stream_checks(api: JsApi, settings: Settings, vt: tuple[int, int, int]) -> list[Check]:
     from aether.store._js_streams import (
         EVENT_FIELDS,
         SNAPSHOT_FIELDS,
@@ -242,15 +231,15 @@ async def _stream_checks(
     for label, want, fields in wanted:
         name = want["name"]
         try:
-            doc = await _api(nc, f"$JS.API.STREAM.INFO.{name}", wait)
+            doc = await _api(api, f"$JS.API.STREAM.INFO.{name}", f"stream info {name}")
         except PermissionDeniedError as e:
             out.append(Check(label, MISSING, str(e)))
             continue
-        except Exception as e:
-            out.append(Check(label, MISSING, f"{name}: no answer ({type(e).__name__})"))
+        except AetherError as e:
+            out.append(Check(label, MISSING, f"{name}: no answer ({e})"))
             continue
         if "error" in doc:
-            if doc["error"].get("err_code") == 10059:
+            if doc["error"].get("err_code") == ERR_STREAM_NOT_FOUND:
                 out.append(
                     Check(
                         label,
@@ -277,16 +266,12 @@ async def _stream_checks(
             )
     kv = f"KV_{cluster_bucket(ns)}"
     try:
-        doc = await _api(nc, f"$JS.API.STREAM.INFO.{kv}", wait)
+        doc = await _api(api, f"$JS.API.STREAM.INFO.{kv}", f"stream info {kv}")
     except PermissionDeniedError as e:
         out.append(Check("cluster bucket", MISSING, str(e), required=False))
         return out
-    except Exception as e:
-        out.append(
-            Check(
-                "cluster bucket", MISSING, f"{kv}: no answer ({type(e).__name__})", required=False
-            )
-        )
+    except AetherError as e:
+        out.append(Check("cluster bucket", MISSING, f"{kv}: no answer ({e})", required=False))
         return out
     if "error" in doc:
         out.append(

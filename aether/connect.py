@@ -21,38 +21,34 @@ Publish to "..."'``); a request to a denied subject would otherwise wait for its
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
 import ipaddress
-import json
 import logging
 import os
 import re
 import ssl
-from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from secrets import token_hex
 from typing import Any
 from urllib.parse import urlsplit
 
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from nats.errors import AuthorizationError as NatsAuthorizationError
-from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeoutError
 
-from aether.config import NatsSettings, Settings, mask_url
-from aether.errors import (
-    AetherError,
-    AuthError,
-    ConfigError,
-    NatsUnavailableError,
-    PermissionDeniedError,
-    TlsRequiredError,
+from aether._nats.connection import (
+    describe_servers,
+    open_connection,
+    seams_available,
+    transport_is_tls,
 )
+from aether._nats.errors import CONNECTION_REFUSED
+from aether._nats.info import server_info
+from aether._nats.permissions import (
+    PermissionGuard,
+    denied,
+    on_permission_denied,
+    permission_guard,
+)
+from aether.config import NatsSettings, Settings, mask_url
+from aether.errors import ConfigError
 
 log = logging.getLogger("aether.connect")
 
@@ -65,8 +61,6 @@ class _QuietSslEof(logging.Filter):
 
 
 logging.getLogger("asyncio").addFilter(_QuietSslEof())
-
-_VIOLATION_RE = re.compile(r'permissions violation for (publish|subscription) to "([^"]*)"', re.I)
 
 
 def _check_file(path: str, key: str) -> str:
@@ -110,7 +104,7 @@ _CREDS_BLOCK_RE = re.compile(
 
 
 def _check_seed(text: str, key: str, path: str) -> None:
-    import nkeys  # type: ignore[import-untyped]  # nats-py's own dependency for NKey auth
+    import nkeys  # nats-py's own dependency for NKey auth
 
     seed = text.strip().encode()
     try:
@@ -254,81 +248,6 @@ NO_SERVERS = "nats.servers: no NATS server configured"
 """The message of the `ConfigError` for settings without a server (front ends add hints)."""
 
 
-def describe_servers(servers: list[str]) -> str:
-    """The server URLs for messages, without any credentials in them."""
-    return ", ".join(mask_url(s) for s in servers)
-
-
-CONNECTION_REFUSED = "connection refused"
-"""The reason in a `NatsUnavailableError` when nothing listens (front ends add hints)."""
-
-
-def _classify(errors: list[BaseException], where: str) -> AetherError:
-    """One safe error for a failed first connect (no secret, no raw server text)."""
-    for e in errors:
-        if isinstance(e, _TransportRefused):
-            return TlsRequiredError(e.message)
-    for e in errors:
-        text = str(e).lower()
-        if isinstance(e, NatsAuthorizationError) or "authorization violation" in text:
-            return AuthError(
-                f"cannot connect to NATS at {where}: authorization failed "
-                "(check the user and password, token, NKey or credentials)"
-            )
-        if "user authentication expired" in text or "authentication revoked" in text:
-            return AuthError(f"cannot connect to NATS at {where}: the credentials have expired")
-    for e in errors:
-        if isinstance(e, ssl.SSLCertVerificationError):
-            why = e.verify_message or "certificate verify failed"
-            return AuthError(
-                f"cannot connect to NATS at {where}: TLS certificate of the server not trusted "
-                f"({why}; check nats.tls_ca_file and nats.tls_server_name)"
-            )
-        if isinstance(e, ssl.SSLError):
-            reason = getattr(e, "reason", None) or "handshake failed"
-            return AuthError(
-                f"cannot connect to NATS at {where}: TLS handshake failed ({reason}; the server "
-                "may require a client certificate: nats.tls_cert_file and nats.tls_key_file)"
-            )
-        text = str(e).lower()
-        if "tls" in text and ("required" in text or "handshake" in text):
-            return AuthError(
-                f"cannot connect to NATS at {where}: the server requires TLS "
-                "(use tls:// URLs or set nats.tls_ca_file)"
-            )
-    for e in errors:
-        if type(e).__name__.startswith("ErrInvalid"):  # nkeys: bad seed or creds file
-            return ConfigError(
-                "nats.nkey_seed_file / nats.creds_file: the file does not hold a valid NKey "
-                "seed or credentials"
-            )
-    for e in reversed(errors):
-        if isinstance(e, ConnectionRefusedError):
-            return NatsUnavailableError(f"cannot reach NATS at {where}: {CONNECTION_REFUSED}")
-        if isinstance(e, OSError) and e.strerror:
-            return NatsUnavailableError(f"cannot reach NATS at {where}: {e.strerror}")
-    for e in reversed(errors):
-        if isinstance(e, asyncio.TimeoutError | NatsTimeoutError):
-            return NatsUnavailableError(f"cannot reach NATS at {where}: connection timed out")
-    last = type(errors[-1]).__name__ if errors else "no server answered"
-    return NatsUnavailableError(f"cannot reach NATS at {where}: {last}")
-
-
-# --- TLS and plain-text credentials, enforced on the connection itself ----------------------
-
-
-class _TransportRefused(NatsError):
-    """Raised inside nats-py's connect sequence (before CONNECT) so that nats-py treats it
-    as a failed attempt at that server; `connect` turns it into `TlsRequiredError`."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
-
-
 @dataclass(frozen=True)
 class TransportPolicy:
     """What a connection must satisfy before credentials go out (see the module doc)."""
@@ -374,350 +293,38 @@ class TransportPolicy:
         return None
 
 
-def _srv_text(srv: Any) -> str:
-    uri = getattr(srv, "uri", None)
-    return mask_url(uri.geturl()) if uri is not None else "the server"
-
-
-class _GuardedClient(NATS):
-    """nats-py's client with the `TransportPolicy` applied during every connect.
-
-    Two seams of nats-py's connect sequence (``_process_connect_init``): `_process_info`
-    (the server's INFO was read, nothing sent yet) upgrades to TLS when the server offers
-    it optionally and the policy wants it; `_connect_command` (about to write CONNECT with
-    the credentials) refuses a connection that is not TLS when the policy wants TLS.
-    `seams_available` checks they exist; otherwise `connect` probes each server first.
-    """
-
-    _aether_policy: TransportPolicy | None = None
-
-    async def _process_info(self, info: dict[str, Any], initial_connection: bool = False) -> None:
-        policy = self._aether_policy
-        srv = self._current_server
-        upgrade = (
-            policy is not None
-            and self.is_connecting
-            and srv is not None
-            and srv.uri.scheme not in ("ws", "wss")
-            and policy.wants_tls_to(srv.uri.hostname)
-            and not info.get("tls_required")
-            and info.get("tls_available")
-        )
-        if upgrade:
-            info["tls_required"] = True  # nats-py upgrades when the INFO says so
-        await super()._process_info(info, initial_connection)
-
-    def _connect_command(self) -> bytes:
-        policy = self._aether_policy
-        srv = self._current_server
-        if policy is not None and srv is not None:
-            why = policy.refusal(_srv_text(srv), srv.uri.hostname, self._aether_is_tls())
-            if why is not None:
-                raise _TransportRefused(why)
-        command: bytes = super()._connect_command()
-        return command
-
-    def _aether_is_tls(self) -> bool:
-        srv = self._current_server
-        if srv is not None and srv.uri.scheme == "wss":
-            return True
-        if srv is not None and srv.uri.scheme == "ws":
-            return False
-        writer = getattr(self._transport, "_io_writer", None)
-        get_extra = getattr(writer, "get_extra_info", None)
-        if callable(get_extra):
-            return get_extra("ssl_object") is not None
-        return bool(self._server_info.get("tls_required"))  # nats-py upgraded on this
-
-
-def server_info(nc: NATS) -> dict[str, Any]:
-    """The INFO the server sent on connection `nc` (version, max_payload, jetstream...)."""
-    info = getattr(nc, "_server_info", None)
-    return dict(info) if isinstance(info, dict) else {}
-
-
-def transport_is_tls(nc: NATS) -> bool:
-    """Whether connection `nc` currently runs over TLS."""
-    if isinstance(nc, _GuardedClient):
-        return nc._aether_is_tls()
-    url = nc.connected_url
-    return bool(server_info(nc).get("tls_required")) or (
-        url is not None and url.scheme in ("tls", "wss")
-    )
-
-
-_SEAMS = ("_process_info", "_connect_command", "_current_server", "_transport")
-
-
-@functools.cache
-def seams_available() -> bool:
-    """Whether this nats-py has the connect-sequence hooks `_GuardedClient` overrides."""
-    probe = NATS()
-    return all(hasattr(NATS, n) for n in _SEAMS[:2]) and all(hasattr(probe, n) for n in _SEAMS[2:])
-
-
 USE_SEAMS = True
 """Tests set this False to exercise the probe that replaces the seams on another nats-py."""
 
-MAX_INFO_BYTES = 64 * 1024
-
-
-async def _probe(url: str, policy: TransportPolicy, wait: float) -> None:
-    """Read the server's INFO on a separate connection (sending nothing) and refuse by the
-    policy what the connection would have to do in plain text. The fallback when
-    `seams_available` is False; it cannot upgrade an optional-TLS server, so it refuses."""
-    parts = urlsplit(url)
-    if parts.scheme in ("ws", "wss"):
-        if policy.refusal(mask_url(url), parts.hostname, parts.scheme == "wss"):
-            raise TlsRequiredError(str(policy.refusal(mask_url(url), parts.hostname, False)))
-        return
-    if not policy.wants_tls_to(parts.hostname):
-        return
-    try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(parts.hostname, parts.port or 4222, limit=MAX_INFO_BYTES),
-            wait,
-        )
-    except (OSError, TimeoutError):
-        return  # unreachable: the real connect reports it
-    try:
-        line = await asyncio.wait_for(reader.readline(), wait)
-    except (OSError, TimeoutError, ValueError):
-        line = b""
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-    try:
-        info = json.loads(line.split(b" ", 1)[1]) if line.startswith(b"INFO ") else {}
-    except (ValueError, IndexError):
-        info = {}
-    if not (isinstance(info, dict) and info.get("tls_required")):
-        why = policy.refusal(mask_url(url), parts.hostname, False)
-        if why is not None:
-            raise TlsRequiredError(why)
-
-
-class PermissionGuard:
-    """Turns NATS permission violations into prompt `PermissionDeniedError`s.
-
-    Installed on a connection by `connect`. Requests (`nc.request`, hence every JetStream
-    API call and `js.publish`) to a subject the server then refuses fail at once instead
-    of waiting for their timeout. Denied subjects are remembered (the last 100) so other
-    code can ask `denied(subject)` when something times out.
-    """
-
-    def __init__(self, nc: NATS, inbox_prefix: str = "_INBOX") -> None:
-        self._nc = nc
-        self.inbox_prefix = inbox_prefix
-        self.inbox_denied: PermissionDeniedError | None = None
-        """Set when the server refused the subscription to the reply inbox: no request
-        on this connection can get an answer then."""
-        self._pending: dict[str, tuple[str, asyncio.Future[Msg]]] = {}
-        self.violations: deque[tuple[str, str]] = deque(maxlen=100)
-        self.listeners: list[Callable[[str, str], None]] = []
-        nc._request_new_style = self._request_new_style  # type: ignore[method-assign]
-
-    def denied(self, subject: str) -> PermissionDeniedError | None:
-        """The error for `subject` if the server refused it on this connection."""
-        wanted = subject.lower()  # nats-py lowercases the server's error text
-        for op, subj in reversed(self.violations):
-            if subj == wanted:
-                return _permission_error(op, subject)
-        return self.inbox_denied
-
-    def on_error(self, e: BaseException) -> bool:
-        """Handle a connection error; True if it was a permission violation."""
-        m = _VIOLATION_RE.search(str(e))
-        if m is None:
-            return False
-        # nats-py lowercases the error text: compare subjects case-insensitively
-        op, subject = m.group(1).lower(), m.group(2).lower()
-        self.violations.append((op, subject))
-        log.debug("permission denied: %s to %s", op, subject)
-        for listener in list(self.listeners):
-            try:
-                listener(op, subject)
-            except Exception:  # a listener's bug must not break the connection
-                log.exception("permission listener failed")
-        if op == "publish":
-            for tok, (subj, fut) in list(self._pending.items()):
-                if subj.lower() == subject and not fut.done():
-                    fut.set_exception(_permission_error(op, subj))
-                    self._pending.pop(tok, None)
-        elif subject.startswith(self.inbox_prefix.lower() + "."):
-            self.inbox_denied = PermissionDeniedError(
-                f"permission denied: this NATS user may not subscribe to its reply inbox "
-                f"{self.inbox_prefix + '.>'!r} (nats.inbox_prefix; by default the namespace's "
-                "own), so no request can be answered"
-            )
-            for tok, (_, fut) in list(self._pending.items()):
-                if not fut.done():
-                    fut.set_exception(self.inbox_denied)
-                    self._pending.pop(tok, None)
-        return True
-
-    async def _request_new_style(
-        self,
-        subject: str,
-        payload: bytes,
-        timeout: float = 1,  # noqa: ASYNC109 - nats-py's signature
-        headers: dict[str, Any] | None = None,
-    ) -> Msg:
-        # nats-py's own new-style request, plus a record of which subject each waits on.
-        nc = self._nc
-        if nc.is_draining_pubs:
-            from nats.errors import ConnectionDrainingError
-
-            raise ConnectionDrainingError
-        if not nc._resp_sub_prefix:
-            await nc._init_request_sub()
-        assert nc._resp_sub_prefix
-        token = nc._nuid.next()
-        token.extend(token_hex(2).encode())
-        tok = token.decode()
-        inbox = nc._resp_sub_prefix[:]
-        inbox.extend(token)
-        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
-        pending = self._pending
-
-        def done(_: asyncio.Future[Msg]) -> None:
-            nc._resp_map.pop(tok, None)
-            pending.pop(tok, None)
-
-        future.add_done_callback(done)
-        nc._resp_map[tok] = future
-        pending[tok] = (subject, future)
-        await nc.publish(subject, payload, reply=inbox.decode(), headers=headers)
-        try:
-            return await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise NatsTimeoutError from None
-
-
-def _permission_error(op: str, subject: str) -> PermissionDeniedError:
-    verb = "publish to" if op == "publish" else "subscribe to"
-    return PermissionDeniedError(f"permission denied: this NATS user may not {verb} {subject!r}")
-
-
-def permission_guard(nc: NATS) -> PermissionGuard | None:
-    """The `PermissionGuard` `connect` installed on `nc`, if any."""
-    guard = getattr(nc, "_aether_permission_guard", None)
-    return guard if isinstance(guard, PermissionGuard) else None
-
-
-def denied(nc: NATS, subject: str) -> PermissionDeniedError | None:
-    """`PermissionDeniedError` for `subject` if the server refused it on `nc`, else None.
-
-    For code that waits on something other than a request (e.g. ``publish_async`` acks)
-    and wants to explain a timeout.
-    """
-    guard = permission_guard(nc)
-    return guard.denied(subject) if guard is not None else None
-
-
-def on_permission_denied(nc: NATS, listener: Callable[[str, str], None]) -> Callable[[], None]:
-    """Call ``listener(op, subject)`` (op ``publish`` or ``subscription``) on each
-    permission violation NATS reports on `nc`; returns a function that removes it.
-
-    For code that waits on replies outside ``nc.request`` (``publish_async``-style
-    pipelines, subscriptions) and wants to fail its waiters with `denied(nc, subject)`
-    at once instead of at their timeout.
-    """
-    guard = permission_guard(nc)
-    if guard is None:
-        return lambda: None
-    guard.listeners.append(listener)
-
-    def remove() -> None:
-        with contextlib.suppress(ValueError):
-            guard.listeners.remove(listener)
-
-    return remove
-
 
 async def connect(settings: Settings, **extra: Any) -> NATS:
-    """Connect to NATS as `settings` say; raise `NatsUnavailableError`, `AuthError` or
-    `ConfigError` (bad file names, bad combination of settings).
+    """Connect to NATS as `settings` say; raise `NatsUnavailableError`, `AuthError`,
+    `TlsRequiredError` or `ConfigError` (bad file names, bad combination of settings).
 
-    The first connection is tried briefly (twice per server, no minute-long retry loop
-    hiding a typo); after that the client reconnects as configured. The connection
-    carries a `PermissionGuard`.
+    `extra` are further nats-py connect options (``error_cb`` and the other callbacks are
+    called after aether's own listeners). The first connection is tried briefly (twice
+    per server, no minute-long retry loop hiding a typo); after that the client
+    reconnects as configured. The connection carries a `PermissionGuard`.
     """
     opts = connect_options(settings)
     policy = TransportPolicy.of(settings, opts)
-    seams = USE_SEAMS and seams_available()
-    if not seams:
-        for url in opts["servers"]:
-            await _probe(url, policy, opts["connect_timeout"])
-    user_error_cb: Callable[[Exception], Awaitable[None]] | None = extra.pop("error_cb", None)
     opts.update(extra)
-    errors: deque[BaseException] = deque(maxlen=20)
-    guard_box: list[PermissionGuard] = []
-
-    fatal = asyncio.Event()
-
-    async def on_error(e: Exception) -> None:
-        if not (guard_box and guard_box[0].on_error(e)):
-            errors.append(e)
-            if not guard_box and _is_fatal(e):
-                fatal.set()
-            log.debug("nats error: %s", type(e).__name__)
-        if user_error_cb is not None:
-            await user_error_cb(e)
-
-    opts["error_cb"] = on_error
-    where = describe_servers(opts["servers"])
-    # nats-py retries the *first* connect max_reconnect_attempts times (nats.py#352): a typo
-    # or a down server would hang for a minute. Try each server twice, quickly, then
-    # restore the configured reconnect behaviour for the life of the connection.
-    reconnect = {k: opts[k] for k in ("max_reconnect_attempts", "reconnect_time_wait")}
-    opts["max_reconnect_attempts"] = 1
-    opts["reconnect_time_wait"] = min(0.1, reconnect["reconnect_time_wait"])
-    if seams:
-        guarded = _GuardedClient()
-        guarded._aether_policy = policy
-        nc: NATS = guarded
-    else:
-        nc = NATS()
-    attempt = asyncio.ensure_future(nc.connect(**opts))
-    # nats-py can hang after a failed TLS verification: stop waiting once a fatal error
-    # (bad certificate, refused credentials) was reported and nothing else got through.
-    budget = 2.0 * opts["connect_timeout"] * len(opts["servers"]) + 2.0
-    fatal_wait = asyncio.ensure_future(fatal.wait())
-    try:
-        await asyncio.wait({attempt, fatal_wait}, timeout=budget, return_when="FIRST_COMPLETED")
-        if not attempt.done() and fatal.is_set():
-            await asyncio.wait({attempt}, timeout=min(1.0, opts["connect_timeout"]))
-    finally:
-        fatal_wait.cancel()
-        if not attempt.done():
-            attempt.cancel()
-    failure: BaseException | None = None
-    try:
-        await attempt
-    except asyncio.CancelledError:
-        if not attempt.cancelled():
-            raise
-        failure = TimeoutError()
-    except Exception as e:
-        failure = e
-    if failure is not None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(nc.close(), 1.0)
-        raise _classify([*errors, failure], where) from None
-    nc.options.update(reconnect)
-    guard = PermissionGuard(nc, opts["inbox_prefix"])
-    guard_box.append(guard)
-    nc._aether_permission_guard = guard  # type: ignore[attr-defined]
-    errors.clear()
-    return nc
+    return await open_connection(opts, policy, guarded=USE_SEAMS and seams_available())
 
 
-def _is_fatal(e: BaseException) -> bool:
-    text = str(e).lower()
-    return (
-        isinstance(e, ssl.SSLError | NatsAuthorizationError | _TransportRefused)
-        or "authorization violation" in text
-        or "authentication" in text
-    )
+__all__ = [
+    "CONNECTION_REFUSED",
+    "NO_SERVERS",
+    "PermissionGuard",
+    "TransportPolicy",
+    "connect",
+    "connect_options",
+    "denied",
+    "describe_servers",
+    "is_loopback",
+    "on_permission_denied",
+    "permission_guard",
+    "seams_available",
+    "server_info",
+    "transport_is_tls",
+]

@@ -45,8 +45,8 @@ import nats
 from nats.js import api
 
 from aether.cluster import ClusterNode
+from aether.cluster._kv import ttl_header
 from aether.cluster.defaults import default_lease, default_node_ttl
-from aether.cluster.kv import ttl_header
 from aether.cluster.shards import assign, diff_owners, rendezvous_owner
 from aether.config import Settings
 

@@ -3,11 +3,11 @@
 Cases (events/s of aether and of the raw nats-py baseline, the ratio, and each side's
 client CPU per event, which stays meaningful when the machine is busy):
 
-1. ``sequential``: one append at a time (await each) vs ``js.publish`` with the
-   ``Nats-Expected-Last-Subject-Sequence`` header.
+1. ``sequential``: one append at a time (await each) vs ``js.publish`` with the headers
+   aether sends: ``Nats-Expected-Last-Subject-Sequence`` and ``Nats-Msg-Id``.
 2. ``pipelined``: appends in flight across 1,000 actors (each actor appends its next
    version as soon as the previous one is acknowledged) vs ``js.publish_async`` with the
-   header (the faster of: rounds of one publish per actor then ``publish_async_completed``,
+   same headers (the faster of: rounds of one publish per actor then ``publish_async_completed``,
    or one ``publish_async`` chain per actor), and, for reference, gathered ``js.publish``.
 3. ``batch10`` / ``batch100``: atomic ``save_events`` vs a raw ADR-50 atomic batch
    (``Nats-Batch-Id`` / ``Nats-Batch-Sequence`` / ``Nats-Batch-Commit``, expectation on the
@@ -126,24 +126,34 @@ async def raw_stream(js: JetStreamContext, name: str) -> tuple[str, str]:
 
 
 async def raw_sequential(js: JetStreamContext, subject: str, payloads: list[bytes]) -> float:
-    """Publish one at a time with the expected-subject-sequence header; return seconds."""
+    """Publish one at a time with the expected-subject-sequence and message-id headers
+    (as aether sends them); return seconds."""
     last = 0
+    ids = _msg_ids(len(payloads), 1)[0]
     t0 = time.perf_counter()
-    for p in payloads:
-        ack = await js.publish(subject, p, headers={EXPECT: str(last)})
+    for p, msg_id in zip(payloads, ids, strict=True):
+        ack = await js.publish(subject, p, headers={MSG_ID: msg_id, EXPECT: str(last)})
         last = ack.seq
     return time.perf_counter() - t0
+
+
+def _msg_ids(actors: int, rounds: int) -> list[list[str]]:
+    """A unique ``Nats-Msg-Id`` per message (made before the timed part, like the events
+    aether is handed: their ids exist before ``save_event``)."""
+    return [[str(uuid.uuid4()) for _ in range(actors)] for _ in range(rounds)]
 
 
 async def raw_publish_async_rounds(
     js: JetStreamContext, subjects: list[str], payload: bytes, rounds: int
 ) -> float:
-    """Per round, one ``publish_async`` per actor (header = its last sequence), then wait."""
+    """Per round, one ``publish_async`` per actor (headers: its last sequence and a
+    message id, as aether sends), then wait."""
     last = [0] * len(subjects)
+    ids = _msg_ids(len(subjects), rounds)
     t0 = time.perf_counter()
-    for _ in range(rounds):
+    for r in range(rounds):
         futs = [
-            await js.publish_async(s, payload, headers={EXPECT: str(last[i])})
+            await js.publish_async(s, payload, headers={MSG_ID: ids[r][i], EXPECT: str(last[i])})
             for i, s in enumerate(subjects)
         ]
         await js.publish_async_completed()
@@ -156,15 +166,17 @@ async def raw_publish_async_chains(
     js: JetStreamContext, subjects: list[str], payload: bytes, rounds: int
 ) -> float:
     """One task per actor: ``publish_async`` its next event when the previous is acked."""
+    ids = _msg_ids(len(subjects), rounds)
 
-    async def actor(subject: str) -> None:
+    async def actor(i: int, subject: str) -> None:
         last = 0
-        for _ in range(rounds):
-            fut = await js.publish_async(subject, payload, headers={EXPECT: str(last)})
+        for r in range(rounds):
+            headers = {MSG_ID: ids[r][i], EXPECT: str(last)}
+            fut = await js.publish_async(subject, payload, headers=headers)
             last = (await fut).seq
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(actor(s) for s in subjects))
+    await asyncio.gather(*(actor(i, s) for i, s in enumerate(subjects)))
     return time.perf_counter() - t0
 
 
@@ -172,14 +184,16 @@ async def raw_gathered_publish(
     js: JetStreamContext, subjects: list[str], payload: bytes, rounds: int
 ) -> float:
     """One task per actor, each awaiting ``js.publish`` (request/reply) in turn."""
+    ids = _msg_ids(len(subjects), rounds)
 
-    async def actor(subject: str) -> None:
+    async def actor(i: int, subject: str) -> None:
         last = 0
-        for _ in range(rounds):
-            last = (await js.publish(subject, payload, headers={EXPECT: str(last)})).seq
+        for r in range(rounds):
+            headers = {MSG_ID: ids[r][i], EXPECT: str(last)}
+            last = (await js.publish(subject, payload, headers=headers)).seq
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(actor(s) for s in subjects))
+    await asyncio.gather(*(actor(i, s) for i, s in enumerate(subjects)))
     return time.perf_counter() - t0
 
 

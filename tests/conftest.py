@@ -16,7 +16,8 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     import os
 
     for key in list(os.environ):
-        if key.startswith("AETHER_"):
+        # AETHER_NATS_SEAMS stays: CI runs the NATS tests once with the seams forced off
+        if key.startswith("AETHER_") and key != "AETHER_NATS_SEAMS":
             monkeypatch.delenv(key, raising=False)
     monkeypatch.chdir(tmp_path)
 

@@ -13,6 +13,8 @@ import nats
 import orjson
 import pytest
 
+from aether._nats.errors import JsApiError
+from aether._nats.jsapi import JsApi
 from aether.config import Settings
 from aether.errors import (
     AetherError,
@@ -25,7 +27,6 @@ from aether.errors import (
     VersionConflictError,
 )
 from aether.event import Event
-from aether.store._js_api import JsApi, JsApiError
 from aether.store._js_batch import BatchPublisher
 from aether.store._js_publish import Publisher
 from aether.store.jetstream import JetStreamEventStore

@@ -1,4 +1,9 @@
-"""What the connected server told us: its INFO, version and URL."""
+"""What the connected server told us: its INFO, version and URL (parsed here, once).
+
+Seam: ``Client._server_info`` (nats-py keeps the INFO only there; its public
+``connected_server_version`` lacks the other fields). Missing, it reads as empty: the
+version is then (0, 0, 0) and features that depend on it are not used.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ def server_info(nc: NATS) -> dict[str, Any]:
 
 def parse_version(text: object) -> tuple[int, int, int]:
     """``"2.12.1-beta"`` -> ``(2, 12, 1)``; ``(0, 0, 0)`` when it cannot be read."""
-    core = str(text or "0.0.0").split("-")[0]
+    core = str(text or "0.0.0").strip().lstrip("v").split("-")[0]
     parts = [*core.split("."), "0", "0", "0"][:3]
     try:
         return (int(parts[0]), int(parts[1]), int(parts[2]))
@@ -26,6 +31,12 @@ def parse_version(text: object) -> tuple[int, int, int]:
 def server_version(nc: NATS) -> tuple[int, int, int]:
     """The connected server's version, ``(0, 0, 0)`` when unknown."""
     return parse_version(server_info(nc).get("version"))
+
+
+def server_version_text(nc: NATS) -> str | None:
+    """The connected server's version as it reported it (``"2.12.1"``), or None."""
+    version = server_info(nc).get("version")
+    return str(version) if version else None
 
 
 def where(nc: NATS) -> str:

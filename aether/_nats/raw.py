@@ -1,4 +1,4 @@
-"""Raw-message subscriptions: the hot path for pub acks, replay and the bus.
+"""Raw messages: the hot path for pub acks, replay and the bus, both directions.
 
 nats-py turns every incoming message into a `Msg` (header parsing, string decoding),
 queues it and hands it to a callback task. For aether's own inboxes (pub acks,
@@ -8,14 +8,26 @@ with the raw bytes (subject, reply, payload, header block) of each message of th
 subscription; every other subscription of the connection is untouched.
 
 Seam: ``Client._process_msg(sid, subject, reply, data, headers)``, private but stable
-across nats-py 2.x. It is checked once per connection; if it is missing, has another
-signature, or ``AETHER_NATS_SEAMS=off``, raw subscriptions fall back to an ordinary
-callback subscription (slower, same behaviour). A handler that raises is logged and its
+across nats-py 2.x, and nats-py's protocol parser, replaced by `aether._nats.parser`
+(which calls raw handlers without going through ``_process_msg`` at all). It is
+checked once per connection; if it is missing, has another signature, or
+``AETHER_NATS_SEAMS=off``, raw subscriptions fall back to an ordinary callback
+subscription (slower, same behaviour). A handler that raises is logged and its
 exception never reaches nats-py's read loop (which would stop reading the connection).
+
+Outbound, `FrameWriter.write` appends a prebuilt ``PUB``/``HPUB`` frame (see `pub_frame`,
+`hpub_frame`, `header_block`) to nats-py's pending buffer and kicks its flusher, as
+``Client.publish`` does after building the same frame from a header dict. Seam:
+``Client._pending``, ``_pending_data_size``, ``_flush_queue`` and ``_flusher_task``;
+checked once per connection. `write` returns False (the caller then uses nats-py's
+public ``publish``) when the seam is missing or off, and whenever nats-py's own path has
+more to do: not connected (it buffers or refuses during a reconnect), draining, or its
+pending buffer above its limit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import logging
@@ -25,6 +37,7 @@ from typing import Any
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
+from aether._nats import parser
 from aether._nats.seams import seams_enabled
 
 log = logging.getLogger("aether.nats")
@@ -61,6 +74,17 @@ class _Dispatch:
             _guarded(handler, subject, reply, data, headers)
 
         nc._process_msg = process_msg  # type: ignore[method-assign]
+        self.fast_parser = parser.install(nc, self.deliver)
+
+    def deliver(
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
+    ) -> bool:
+        """Hand a message to its raw handler (for `FastParser`); False if it has none."""
+        handler = self.handlers.get(sid)
+        if handler is None:
+            return False
+        _guarded(handler, subject, reply, data, headers)
+        return True
 
 
 def _dispatch(nc: NATS) -> _Dispatch | None:
@@ -81,6 +105,12 @@ def _dispatch(nc: NATS) -> _Dispatch | None:
     d = _Dispatch(nc)
     setattr(nc, _ATTR, d)
     return d
+
+
+def prepare(nc: NATS) -> None:
+    """Check (and install) the hot-path seams of a new connection, once, at connect."""
+    _dispatch(nc)
+    frame_writer(nc)
 
 
 def raw_seam_active(nc: NATS) -> bool:
@@ -176,3 +206,103 @@ def header_value(headers: bytes | None, name: bytes) -> bytes | None:
     i += len(key)
     j = headers.find(b"\r\n", i)
     return headers[i:j].strip()
+
+
+async def flush(nc: NATS, seconds: float) -> None:
+    """nats-py's ``flush`` (typed ``int`` there; a float of seconds works and is meant)."""
+    await nc.flush(seconds)  # type: ignore[arg-type]
+
+
+# --- outbound: prebuilt frames ----------------------------------------------------------
+
+_WRITER_ATTR = "_aether_frame_writer"
+_WRITER_SEAMS = ("_pending", "_pending_data_size", "_flush_queue", "_flusher_task")
+
+
+def header_block(headers: dict[str, str]) -> bytes | None:
+    """The NATS header block of `headers` as nats-py would send it, or None when a key or
+    value needs nats-py's own handling (empty, a line break, not ASCII)."""
+    parts = ["NATS/1.0\r\n"]
+    for k, v in headers.items():
+        v = v.strip()
+        if not k or "\r" in v or "\n" in v or ":" in k or " " in k:
+            return None
+        parts.append(f"{k}: {v}\r\n")
+    parts.append("\r\n")
+    text = "".join(parts)
+    if not text.isascii():
+        return None
+    return text.encode()
+
+
+def hpub_frame(subject: bytes, reply: bytes, headers: bytes, payload: bytes) -> bytes:
+    """``HPUB subject [reply] hdr_len total_len`` with its header block and payload."""
+    hl = len(headers)
+    if reply:
+        return b"HPUB %b %b %d %d\r\n%b%b\r\n" % (
+            subject,
+            reply,
+            hl,
+            hl + len(payload),
+            headers,
+            payload,
+        )
+    return b"HPUB %b %d %d\r\n%b%b\r\n" % (subject, hl, hl + len(payload), headers, payload)
+
+
+def pub_frame(subject: bytes, reply: bytes, payload: bytes) -> bytes:
+    """``PUB subject [reply] len`` with its payload."""
+    if reply:
+        return b"PUB %b %b %d\r\n%b\r\n" % (subject, reply, len(payload), payload)
+    return b"PUB %b %d\r\n%b\r\n" % (subject, len(payload), payload)
+
+
+class FrameWriter:
+    """Writes prebuilt frames into one connection's outbound buffer (see the module doc)."""
+
+    __slots__ = ("_kick", "_nc", "active")
+
+    def __init__(self, nc: NATS) -> None:
+        self._nc = nc
+        self.active = seams_enabled() and all(hasattr(nc, a) for a in _WRITER_SEAMS)
+        """Whether the seam is used (False: `write` always returns False)."""
+        self._kick: asyncio.Future[None] | None = None
+
+    def write(self, frame: bytes) -> bool:
+        """Queue `frame` for the flusher; False if the caller must use ``nc.publish``."""
+        nc = self._nc
+        if not self.active or not nc.is_connected or nc.is_draining or nc.is_connecting:
+            return False
+        try:
+            task = nc._flusher_task
+            queue = nc._flush_queue
+            if task is None or task.done() or queue is None:
+                return False
+            size = nc._pending_data_size + len(frame)
+            if nc._max_pending_size > 0 and size > nc._max_pending_size:
+                return False
+            nc._pending.append(frame)
+            nc._pending_data_size = size
+            if queue.empty():
+                kick = self._kick
+                if kick is None:
+                    # The flusher sets a kick's result unless it is done: one done
+                    # future serves for every kick.
+                    kick = self._kick = asyncio.get_running_loop().create_future()
+                    kick.set_result(None)
+                queue.put_nowait(kick)
+        except (AttributeError, TypeError, asyncio.QueueFull):
+            self.active = False  # nats-py changed shape: its public path from now on
+            return False
+        nc.stats["out_msgs"] += 1
+        return True
+
+
+def frame_writer(nc: NATS) -> FrameWriter:
+    """The connection's `FrameWriter` (made on first use)."""
+    w = getattr(nc, _WRITER_ATTR, None)
+    if isinstance(w, FrameWriter):
+        return w
+    w = FrameWriter(nc)
+    setattr(nc, _WRITER_ATTR, w)
+    return w

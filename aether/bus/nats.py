@@ -27,15 +27,12 @@ from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.errors import (
-    ConnectionClosedError,
-    MaxPayloadError,
-    OutboundBufferLimitError,
-    SlowConsumerError,
-)
-from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeoutError
+from nats.errors import SlowConsumerError
 
+from aether._nats.errors import map_nats_error
+from aether._nats.hooks import hooks_of
+from aether._nats.permissions import denied
+from aether._nats.raw import flush, frame_writer, pub_frame, sid_of, subscribe_raw
 from aether.bus.base import (
     DEFAULT_BUFFER,
     Overflow,
@@ -45,7 +42,6 @@ from aether.bus.base import (
 )
 from aether.bus.wire import WireEncoder, decode_message
 from aether.config import Settings
-from aether.connect import denied
 from aether.errors import AetherError, EventTooLargeError, NatsUnavailableError
 from aether.event import DEFAULT_MAX_EVENT_BYTES, Event
 from aether.subjects import bus_filter
@@ -79,7 +75,12 @@ class NatsEventBus:
         self._subs: dict[int, _Entry] = {}  # nats sid -> our subscription and nats-py's
         self._sids: dict[int, int] = {}  # Subscription.id -> nats sid
         self._closed = False
-        self._install_error_hook()
+        self._writer = frame_writer(nc)
+        hooks = hooks_of(nc)
+        self._remove_hooks = (
+            hooks.on_error(self._on_error),
+            hooks.on_reconnected(self._on_reconnected),
+        )
 
     @classmethod
     async def open(cls, settings: Settings, **options: Any) -> NatsEventBus:
@@ -106,16 +107,18 @@ class NatsEventBus:
         if self._closed:
             raise AetherError("the bus is closed")
         subject, payload = self._encoder.encode_for(namespace, event)
+        if self._writer.write(pub_frame(subject.encode(), b"", payload)):
+            return
         try:
             await self._nc.publish(subject, payload)
-        except ConnectionClosedError:
-            raise NatsUnavailableError("the NATS connection of the bus is closed") from None
-        except OutboundBufferLimitError:
-            raise NatsUnavailableError(
-                "disconnected from NATS and the reconnect buffer is full; event not published"
-            ) from None
-        except MaxPayloadError:
-            raise EventTooLargeError("event", len(payload), self._nc.max_payload) from None
+        except Exception as e:
+            raise self._publish_error(e, subject, len(payload)) from None
+
+    def _publish_error(self, e: Exception, subject: str, size: int) -> AetherError:
+        err = map_nats_error(self._nc, e, subject, "bus publish")
+        if isinstance(err, EventTooLargeError):
+            return EventTooLargeError("event", size, self._nc.max_payload)
+        return err
 
     async def publish_many(self, namespace: str, events: Iterable[Event]) -> None:
         """Publish `events` in order."""
@@ -125,8 +128,8 @@ class NatsEventBus:
     async def flush(self, wait: float = 5.0) -> None:
         """Wait (up to `wait` seconds) until the server has everything published so far."""
         try:
-            await self._nc.flush(wait)
-        except (NatsTimeoutError, ConnectionClosedError, NatsError) as e:
+            await flush(self._nc, wait)
+        except Exception as e:
             raise NatsUnavailableError(
                 f"NATS did not confirm the flush: {type(e).__name__}"
             ) from None
@@ -169,24 +172,36 @@ class NatsEventBus:
         if ns_match is not None:
             sub._decode = _namespace_decoder(sub)
         entry = _Entry(sub)
-        cb = _callback(entry, None if pattern == "*" else ns_match, type_tokens)
+        matcher = None if pattern == "*" else ns_match
         try:
-            nsub = await self._nc.subscribe(
-                subject,
-                cb=cb,
-                pending_msgs_limit=self._pending_msgs,
-                pending_bytes_limit=self._pending_bytes,
-            )
+            nsub: Any
+            if overflow is Overflow.ERROR:
+                # ERROR raises where nats-py's queue dropped: it needs that queue.
+                cb = _callback(entry, matcher, type_tokens)
+                nsub = await self._nc.subscribe(
+                    subject,
+                    cb=cb,
+                    pending_msgs_limit=self._pending_msgs,
+                    pending_bytes_limit=self._pending_bytes,
+                )
+            else:
+                handler = _raw_handler(
+                    entry, matcher, type_tokens, self._pending_msgs, self._pending_bytes
+                )
+                nsub = await subscribe_raw(self._nc, subject, handler)
             entry.nsub = nsub
-            self._subs[nsub._id] = entry
-            self._sids[sub.id] = nsub._id
+            sid = sid_of(nsub)
+            self._subs[sid] = entry
+            self._sids[sub.id] = sid
             # The server has the interest before we return. nats-py writes flush()'s PING
             # straight to the socket, ahead of commands still queued for its flusher task
             # (the SUB): only a second round trip is certain to follow the SUB.
-            await self._nc.flush(5.0)
-            await self._nc.flush(5.0)
-        except (ConnectionClosedError, NatsTimeoutError, NatsError) as e:
+            await flush(self._nc, 5.0)
+            await flush(self._nc, 5.0)
+        except Exception as e:
             await sub.close()
+            if isinstance(e, AetherError):
+                raise
             raise NatsUnavailableError(f"cannot subscribe on NATS: {type(e).__name__}") from None
         refused = denied(self._nc, subject)  # the server's -ERR came before the flush's PONG
         if refused is not None:
@@ -199,12 +214,14 @@ class NatsEventBus:
         if self._closed:
             return
         self._closed = True
+        for remove in self._remove_hooks:
+            remove()
         for entry in list(self._subs.values()):
             await entry.sub.close()
         self._subs.clear()
         if self._owns and not self._nc.is_closed:
             with contextlib.suppress(Exception):  # closing anyway
-                await self._nc.flush(2.0)
+                await flush(self._nc, 2.0)
             await self._nc.close()
 
     async def __aenter__(self) -> NatsEventBus:
@@ -222,47 +239,31 @@ class NatsEventBus:
             return
         try:
             await entry.nsub.unsubscribe()
-        except NatsError as e:  # connection closing or closed: interest goes with it
+        except Exception as e:  # connection closing or closed: interest goes with it
             log.debug("unsubscribe failed: %s", type(e).__name__)
 
-    def _install_error_hook(self) -> None:
+    def _on_error(self, e: Exception) -> bool:
         # nats-py reports a subscription's dropped messages only through the connection's
-        # error callback (one SlowConsumerError per message): route them to our counters.
-        # Several buses may share a connection: each hook handles its own subscriptions
-        # and passes everything else on.
-        previous: Callable[[Exception], Awaitable[None]] | None
-        previous = getattr(self._nc, "_error_cb", None)
-        subs = self._subs
+        # error callback (one SlowConsumerError per message): count this bus's own.
+        if isinstance(e, SlowConsumerError):
+            entry = self._subs.get(e.sid)
+            if entry is not None:
+                entry.client_dropped()
+                return True
+        return False
 
-        async def on_error(e: Exception) -> None:
-            if isinstance(e, SlowConsumerError):
-                entry = subs.get(e.sid)
-                if entry is not None:
-                    entry.client_dropped()
-                    return
-            if previous is not None:
-                await previous(e)
-
-        self._nc._error_cb = on_error
-
+    def _on_reconnected(self) -> None:
         # Core NATS drops what is published while a subscriber is disconnected, and nobody
         # can count it: say so, once per reconnect, on every subscription of this bus.
-        previous_reconnected: Callable[[], Awaitable[None]] | None
-        previous_reconnected = getattr(self._nc, "_reconnected_cb", None)
-
-        async def on_reconnected() -> None:
-            if subs:
-                for entry in list(subs.values()):
-                    entry.sub.interruptions += 1
-                log.warning(
-                    "reconnected to NATS: %d bus subscription(s) may have missed events "
-                    "published while disconnected (the store's watch does not)",
-                    len(subs),
-                )
-            if previous_reconnected is not None:
-                await previous_reconnected()
-
-        self._nc._reconnected_cb = on_reconnected
+        subs = self._subs
+        if subs:
+            for entry in list(subs.values()):
+                entry.sub.interruptions += 1
+            log.warning(
+                "reconnected to NATS: %d bus subscription(s) may have missed events "
+                "published while disconnected (the store's watch does not)",
+                len(subs),
+            )
 
 
 class _Entry:
@@ -325,6 +326,62 @@ def _callback(
             await fut
 
     return checking_cb
+
+
+class _RawMsg:
+    """A bus message as the raw handler got it (what `decode_message` reads)."""
+
+    __slots__ = ("_subject", "data")
+
+    def __init__(self, subject: bytes, data: bytes) -> None:
+        self._subject = subject
+        self.data = data
+
+    @property
+    def subject(self) -> str:
+        """The message's subject."""
+        return self._subject.decode()
+
+
+def _raw_handler(
+    entry: _Entry,
+    ns_match: Callable[[str], bool] | None,
+    type_tokens: frozenset[str] | None,
+    max_msgs: int,
+    max_bytes: int,
+) -> Callable[[bytes, bytes, bytes, bytes | None], None]:
+    """The raw handler of a ``BLOCK`` or dropping subscription (see `aether._nats.raw`).
+
+    Called by nats-py's reader for each message, it offers the message to the
+    subscription's buffer at once. With ``BLOCK`` and a full buffer the messages wait in
+    the subscription (in order) as they would in nats-py's queue, and beyond
+    `max_msgs` (or about `max_bytes`) waiting they are dropped and counted as the
+    client's slow-consumer drops, as nats-py would.
+    """
+    sub = entry.sub
+    offer = sub._offer
+    blocked = sub._blocked
+    filtered = ns_match is not None or type_tokens is not None
+
+    def on_msg(subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
+        if filtered:
+            tokens = subject.decode().split(".")
+            if len(tokens) != 5:
+                return
+            if ns_match is not None and not ns_match(tokens[1]):
+                return
+            if type_tokens is not None and tokens[3] not in type_tokens:
+                return
+        if blocked:
+            waiting = len(blocked)
+            if (max_msgs > 0 and waiting >= max_msgs) or (
+                max_bytes > 0 and waiting * len(data) >= max_bytes
+            ):
+                entry.client_dropped()
+                return
+        offer(_RawMsg(subject, data))
+
+    return on_msg
 
 
 def _namespace_decoder(sub: Subscription) -> Callable[[Msg], Event | None]:

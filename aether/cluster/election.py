@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 import orjson
 from nats.errors import Error as NatsError
 
-from aether.cluster.kv import CasConflictError, ClusterBucket, KvEntry, bounded
+from aether.cluster._kv import CasConflictError, ClusterBucket, KvEntry, bounded
 from aether.errors import ClusterError, OutcomeUnknownError, StaleTermError, TransientError
 
 log = logging.getLogger("aether.cluster")

@@ -23,7 +23,7 @@ from importlib import metadata
 
 import orjson
 
-from aether.cluster.kv import CasConflictError, ClusterBucket, KvEntry
+from aether.cluster._kv import CasConflictError, ClusterBucket, KvEntry
 from aether.errors import ClusterError
 from aether.subjects import validate_node_id
 

@@ -45,10 +45,10 @@ from typing import Protocol, runtime_checkable
 
 from nats.aio.client import Client as NATS
 
+from aether.cluster._kv import BucketView, ClusterBucket, KvEntry, bounded, nats_errors
 from aether.cluster.defaults import default_lease, default_node_ttl
 from aether.cluster.election import LEADER_KEY, Election, LeaderLease, TermCallback, call_back
 from aether.cluster.hashing import shard_of, slices_of_shards, validate_shard_count
-from aether.cluster.kv import BucketView, ClusterBucket, KvEntry, bounded, nats_errors
 from aether.cluster.membership import (
     NODE_PREFIX,
     Membership,

@@ -9,8 +9,8 @@ from typing import Any
 
 from nats.aio.client import Client as NATS
 
+from aether.cluster._kv import ClusterBucket, KvEntry, nats_errors
 from aether.cluster.election import LEADER_KEY, LeaderLease, decode_lease
-from aether.cluster.kv import ClusterBucket, KvEntry, nats_errors
 from aether.cluster.membership import NodeInfo, live_nodes
 from aether.cluster.shards import ShardMap, compact_ranges, decode_shard_map
 from aether.errors import ClusterError

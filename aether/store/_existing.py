@@ -72,8 +72,8 @@ def check_sqlite(path: str, namespace: str) -> None:
 
 
 async def _open_jetstream(settings: Settings) -> Any:
+    from aether._nats.jsapi import JsApi
     from aether.connect import connect
-    from aether.store._js_api import JsApi
     from aether.store.jetstream import JetStreamEventStore
     from aether.subjects import stream_name
 

@@ -29,8 +29,13 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 
+from aether._nats.errors import (
+    ERR_ATOMIC_DISABLED,
+    ERR_BATCH_INCOMPLETE,
+    ERR_BATCH_MISSING_SEQ,
+    JsApiError,
+)
 from aether.errors import StoreClosedError, UnsupportedServerError
-from aether.store._js_api import ERR_ATOMIC_DISABLED, JsApiError
 from aether.store._js_publish import (
     CLOSED,
     RESEND,
@@ -49,8 +54,6 @@ MAX_BATCH = 1000
 MAX_BATCHES_IN_FLIGHT = 32
 """Below the server's limit of 50 open batches per stream."""
 
-ERR_BATCH_MISSING_SEQ = 10175
-ERR_BATCH_INCOMPLETE = 10176
 _RETRY_CODES = frozenset({ERR_BATCH_MISSING_SEQ, ERR_BATCH_INCOMPLETE})
 
 Message = tuple[str, bytes, dict[str, str]]

@@ -1,9 +1,10 @@
 """Pipelined JetStream publishing: many publishes in flight, each awaited on its own.
 
 Like nats-py's ``publish_async`` (one reply subscription, a future per message), but an
-ack is handled synchronously by a raw handler (no queue, no callback task), every
-publish has its own deadline (`PublishTimeoutError`, never a hang) and at most
-``max_in_flight`` publishes wait for acks at once (the rest wait for a slot).
+ack is handled synchronously by a raw handler (no queue, no callback task), the frame
+is prebuilt and appended to nats-py's outbound buffer, every publish has its own
+deadline (`PublishTimeoutError`, never a hang) and at most ``max_in_flight`` publishes
+wait for acks at once (the rest wait for a slot).
 
 Honest transient errors. Within one deadline (``jetstream.publish_timeout``) a publish
 is re-sent, identical (same ``Nats-Msg-Id``, same expectations), when the answer says
@@ -23,22 +24,26 @@ nobody awaits a reply (e.g. the first reply of a failed atomic batch).
 from __future__ import annotations
 
 import asyncio
-import itertools
+from collections import deque
 from typing import Any
 
 import orjson
 from nats.aio.client import Client as NATS
 
-from aether.connect import denied
-from aether.errors import AetherError, EventTooLargeError, PublishTimeoutError, StoreClosedError
-from aether.store._js_api import (
-    ERR_DUPLICATE_IN_PROCESS,
-    JsApiError,
-    map_nats_error,
-    subscribe,
-    where,
+from aether._nats.errors import JsApiError, map_nats_error
+from aether._nats.info import where
+from aether._nats.jsapi import parse_ack as _parse_ack
+from aether._nats.jsapi import subscribe
+from aether._nats.permissions import denied
+from aether._nats.raw import (
+    FrameWriter,
+    RawSubscription,
+    frame_writer,
+    header_block,
+    hpub_frame,
+    status_of,
 )
-from aether.store._js_raw import RawSubscription, status_of
+from aether.errors import AetherError, EventTooLargeError, PublishTimeoutError, StoreClosedError
 
 Reply = tuple[int, bytes]
 """A reply: (status, data). Status 0 is a normal answer; >0 an inline NATS status
@@ -55,13 +60,13 @@ _BACKOFF_FIRST = 0.02
 _BACKOFF_MAX = 0.5
 
 
-class PubAck(dict[str, Any]):
-    """A decoded pub ack (``stream``, ``seq``, maybe ``duplicate``, ``batch``, ``count``)."""
+PubAck = dict[str, Any]
+"""A decoded pub ack (``stream``, ``seq``, maybe ``duplicate``, ``batch``, ``count``)."""
 
 
 def busy(err: JsApiError) -> bool:
     """Whether a JetStream error answer means "busy, send the same message again"."""
-    return err.err_code == ERR_DUPLICATE_IN_PROCESS or err.code == 503
+    return err.busy
 
 
 def unknown_outcome(subject: str, timeout: float, nc: NATS, why: str = "") -> PublishTimeoutError:
@@ -75,19 +80,28 @@ def unknown_outcome(subject: str, timeout: float, nc: NATS, why: str = "") -> Pu
 
 
 class Publisher:
-    """Publishes to JetStream with a reply and resolves each ack as it arrives."""
+    """Publishes to JetStream with a reply and resolves each ack as it arrives.
+
+    Per publish: one future and one entry in one dict (token -> future, deadline); the
+    frame goes straight into nats-py's outbound buffer (`aether._nats.raw.FrameWriter`,
+    nats-py's ``publish`` when the seam is off); one timer sweeps every deadline; a
+    counter (not a semaphore) bounds the publishes in flight.
+    """
 
     def __init__(self, nc: NATS, *, timeout: float, max_in_flight: int) -> None:
         self._nc = nc
         self.timeout = timeout
-        self._slots = asyncio.Semaphore(max_in_flight)
-        self._pending: dict[bytes, asyncio.Future[Reply]] = {}
-        self._deadlines: dict[bytes, float] = {}
+        self._max_in_flight = max(1, max_in_flight)
+        self._in_flight = 0
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
+        self._pending: dict[bytes, tuple[asyncio.Future[Reply], float]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
-        self._ids = itertools.count(1)
+        self._next_id = 0
         self._prefix = ""
+        self._prefix_b = b""
         self._prefix_len = 0
         self._sub: RawSubscription | None = None
+        self._writer: FrameWriter | None = None
         self._starting = asyncio.Lock()
         self._reconnects = self._reconnect_count()
         self._closed = False
@@ -103,16 +117,27 @@ class Publisher:
             prefix = self._nc.new_inbox() + "."
             self._prefix_len = len(prefix)
             self._sub = await subscribe(self._nc, prefix + "*", self._on_reply)
+            self._writer = frame_writer(self._nc)
+            self._prefix_b = prefix.encode()
             self._prefix = prefix
 
     def _on_reply(self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
-        token = subject[self._prefix_len :]
-        fut = self._pending.pop(token, None)
-        self._deadlines.pop(token, None)
-        if fut is None or fut.done():
+        entry = self._pending.pop(subject[self._prefix_len :], None)
+        if entry is None:
             return
-        status = status_of(headers) if headers is not None and not data else 0
-        fut.set_result((status, data))
+        fut = entry[0]
+        if not fut.done():
+            fut.set_result((status_of(headers) if headers is not None and not data else 0, data))
+
+    def _write(self, subject: str, reply: bytes, payload: bytes, headers: dict[str, str]) -> bool:
+        """Put the frame into nats-py's buffer; False if nats-py's ``publish`` must send it."""
+        writer = self._writer
+        if writer is None or not writer.active:
+            return False
+        block = header_block(headers)
+        if block is None:
+            return False
+        return writer.write(hpub_frame(subject.encode(), reply, block, payload))
 
     async def send(
         self,
@@ -134,30 +159,30 @@ class Publisher:
         if not self._prefix:
             await self._start()
         if not want_reply:
-            try:
-                await self._nc.publish(subject, payload, headers=headers)
-            except Exception as e:
-                raise map_nats_error(self._nc, e, subject, "publish") from None
+            if not self._write(subject, b"", payload, headers):
+                try:
+                    await self._nc.publish(subject, payload, headers=headers)
+                except Exception as e:
+                    raise map_nats_error(self._nc, e, subject, "publish") from None
             return None
         if len(payload) + 512 > self._nc.max_payload:
             # nats-py refuses it anyway; say why in aether's terms (headers take ~200 bytes)
             raise EventTooLargeError("event", len(payload), self._nc.max_payload - 512)
         loop = asyncio.get_running_loop()
         if token is None:
-            token = str(next(self._ids)).encode()
+            self._next_id += 1
+            token = b"%d" % self._next_id
         fut: asyncio.Future[Reply] = loop.create_future()
-        self._pending[token] = fut
-        self._deadlines[token] = loop.time() + self.timeout if deadline is None else deadline
+        self._pending[token] = (fut, loop.time() + self.timeout if deadline is None else deadline)
         if self._sweeper is None:
             self._sweeper = loop.call_later(min(self.timeout / 4, 0.25), self._sweep)
-        try:
-            await self._nc.publish(
-                subject, payload, reply=self._prefix + token.decode(), headers=headers
-            )
-        except Exception as e:
-            self._pending.pop(token, None)
-            self._deadlines.pop(token, None)
-            raise map_nats_error(self._nc, e, subject, "publish") from None
+        reply = self._prefix_b + token
+        if not self._write(subject, reply, payload, headers):
+            try:
+                await self._nc.publish(subject, payload, reply=reply.decode(), headers=headers)
+            except Exception as e:
+                self._pending.pop(token, None)
+                raise map_nats_error(self._nc, e, subject, "publish") from None
         return token, fut
 
     def _sweep(self) -> None:
@@ -169,21 +194,20 @@ class Publisher:
         reconnected = reconnects != self._reconnects and self._nc.is_connected
         if reconnected:
             self._reconnects = reconnects
-        expired = [t for t, d in self._deadlines.items() if d <= now]
+        expired = [t for t, (_, d) in self._pending.items() if d <= now]
         for token in expired:
             self._resolve(token, TIMED_OUT)
         if reconnected:
             # Replies to what was sent before the disconnect are lost: send again now.
             for token in list(self._pending):
                 self._resolve(token, RESEND)
-        if self._deadlines:
+        if self._pending:
             self._sweeper = loop.call_later(min(self.timeout / 4, 0.25), self._sweep)
 
     def _resolve(self, token: bytes, marker: int) -> None:
-        self._deadlines.pop(token, None)
-        fut = self._pending.pop(token, None)
-        if fut is not None and not fut.done():
-            fut.set_result((marker, b""))
+        entry = self._pending.pop(token, None)
+        if entry is not None and not entry[0].done():
+            entry[0].set_result((marker, b""))
 
     async def wait(self, pending: Pending) -> Reply:
         """Await a reply (or a marker: `TIMED_OUT`, `RESEND`, `CLOSED`)."""
@@ -193,7 +217,6 @@ class Publisher:
         finally:
             if not fut.done():  # cancelled by the caller
                 self._pending.pop(token, None)
-                self._deadlines.pop(token, None)
 
     def discard(self, pending: Pending | None) -> None:
         """Stop waiting for a reply nobody will await (it is dropped when it comes)."""
@@ -206,22 +229,50 @@ class Publisher:
             return refused
         return unknown_outcome(subject, self.timeout, self._nc, why)
 
+    async def _slot(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._in_flight >= self._max_in_flight:
+            fut: asyncio.Future[None] = loop.create_future()
+            self._slot_waiters.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                if fut.done():  # woken and cancelled at once: pass the slot on
+                    self._release_waiter()
+                raise
+
+    def _release_waiter(self) -> None:
+        waiters = self._slot_waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+
     async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> PubAck:
         """Publish one message and return its ack; `JsApiError` if the stream refused it.
 
         Busy answers (10158, 503) and lost connections are retried with the identical
         message within the deadline; then `PublishTimeoutError`.
         """
-        async with self._slots:
+        if self._in_flight >= self._max_in_flight:
+            await self._slot()
+        self._in_flight += 1
+        try:
             deadline = asyncio.get_running_loop().time() + self.timeout
             pending = await self.send(subject, payload, headers, deadline=deadline)
             assert pending is not None
             status, data = await self.wait(pending)
             if status == 0 and data[:1] == b"{" and b'"error"' not in data:
-                return PubAck(orjson.loads(data))  # the common case: one send, one ack
+                ack: PubAck = orjson.loads(data)  # the common case: one send, one ack
+                return ack
             return await self._publish_slowly(
                 subject, payload, headers, deadline, pending[0], (status, data)
             )
+        finally:
+            self._in_flight -= 1
+            if self._slot_waiters:
+                self._release_waiter()
 
     async def _publish_slowly(
         self,
@@ -273,7 +324,6 @@ class Publisher:
         for token in list(self._pending):
             self._resolve(token, CLOSED)
         self._pending.clear()
-        self._deadlines.clear()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
@@ -285,11 +335,4 @@ class Publisher:
 
 def parse_ack(data: bytes) -> PubAck:
     """Decode a pub ack; raise `JsApiError` for an error answer."""
-    try:
-        resp = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise AetherError(f"JetStream answered a publish with {data[:80]!r}") from None
-    err = resp.get("error")
-    if err is not None:
-        raise JsApiError.from_response(err)
-    return PubAck(resp)
+    return _parse_ack(data)

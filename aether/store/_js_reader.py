@@ -2,7 +2,7 @@
 
 An ephemeral, ack-less, in-memory consumer filtered on a subject delivers the messages;
 pull requests (``CONSUMER.MSG.NEXT``) are kept outstanding so the server never waits
-for the client, and a raw handler (see `_js_raw`) collects ``(ack subject, payload)``
+for the client, and a raw handler (see `aether._nats.raw`) collects ``(ack subject, payload)``
 pairs without nats-py's per-message overhead. The reader yields chunks; the caller
 decodes. The stream sequence of each message is in its ack subject.
 
@@ -33,9 +33,11 @@ from typing import Any
 
 import orjson
 
+from aether._nats.errors import JsApiError, map_nats_error, public_error
+from aether._nats.info import where
+from aether._nats.jsapi import API, JsApi, raw_sequence, subscribe
+from aether._nats.raw import header_value, status_of
 from aether.errors import AetherError, NatsUnavailableError
-from aether.store._js_api import API, JsApi, map_nats_error, raw_sequence, subscribe, where
-from aether.store._js_raw import header_value, status_of
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +243,8 @@ async def _read_once(
         if not api.nc.is_connected:
             raise
         raise _Interrupted(str(e)) from None  # connected, JetStream busy (e.g. fail-over)
+    except JsApiError as e:
+        raise public_error(e, f"reading {stream}", api.nc) from None
     name = str(info["name"])
     total = int(info.get("num_pending", 0))
     if limit is not None:

@@ -12,15 +12,10 @@ from typing import Any
 
 import orjson
 
+from aether._nats.errors import ERR_LAST_SEQ_NOT_READY, JsApiError, public_error
+from aether._nats.jsapi import JsApi, RawMsg
 from aether.errors import AetherError
 from aether.event import Snapshot, decode_snapshot, encode_snapshot
-from aether.store._js_api import (
-    CONFLICT_CODES,
-    ERR_LAST_SEQ_NOT_READY,
-    JsApi,
-    JsApiError,
-    RawMsg,
-)
 from aether.store._js_publish import Publisher
 from aether.subjects import snapshot_stream_name, snapshots_subject, validate_actor_id
 
@@ -58,9 +53,9 @@ class JetStreamSnapshots:
                 )
                 return
             except JsApiError as e:
-                if e.err_code in CONFLICT_CODES or e.err_code == ERR_LAST_SEQ_NOT_READY:
+                if e.conflict or e.err_code == ERR_LAST_SEQ_NOT_READY:
                     continue  # another writer got there first: look again
-                raise
+                raise public_error(e, f"snapshot of {snapshot.actor_id!r}") from None
         raise AetherError(f"snapshot of {snapshot.actor_id!r} kept losing races; not saved")
 
     async def latest(self, actor_id: str) -> Snapshot | None:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from aether._nats.errors import ERR_STREAM_NAME_IN_USE, ERR_SUBJECTS_OVERLAP, JsApiError
+from aether._nats.jsapi import NS, JsApi
 from aether.config import JetStreamSettings
 from aether.errors import AetherError, LegacyLayoutError, StoreConfigMismatchError
-from aether.store._js_api import ERR_STREAM_NAME_IN_USE, JsApi, JsApiError
 from aether.subjects import (
     encode_token,
     events_wildcard,
@@ -27,8 +28,6 @@ from aether.subjects import (
     stream_name,
 )
 
-NS = 1_000_000_000
-ERR_SUBJECTS_OVERLAP = 10065
 DEFAULT_DUPLICATE_WINDOW = 120.0
 
 _DURATIONS = frozenset({"max_age", "duplicate_window"})

@@ -82,6 +82,9 @@ from typing import Any
 import orjson
 from nats.aio.client import Client as NATS
 
+from aether._nats.errors import ERR_LAST_SEQ_NOT_READY, JsApiError, public_error
+from aether._nats.info import server_version
+from aether._nats.jsapi import JsApi, RawMsg
 from aether.config import Settings
 from aether.errors import (
     ActorConflict,
@@ -95,14 +98,6 @@ from aether.errors import (
     VersionConflictError,
 )
 from aether.event import Event, Snapshot, decode_event, encode_event, encode_snapshot
-from aether.store._js_api import (
-    CONFLICT_CODES,
-    ERR_LAST_SEQ_NOT_READY,
-    JsApi,
-    JsApiError,
-    RawMsg,
-    server_version,
-)
 from aether.store._js_batch import MAX_BATCH, BatchPublisher, Message
 from aether.store._js_decode import CorruptCounter, actor_of_subject, decode_stored
 from aether.store._js_publish import Publisher
@@ -200,6 +195,7 @@ class JetStreamEventStore:
         self._own_seq: dict[int, int] = {}  # slice -> sequence of this store's last append
         self._corrupt = CorruptCounter(self._ns)
         self._subject_actors: dict[bytes, str | None] = {}
+        self._subjects: dict[str, str] = {}  # actor -> events subject
         self._tracks: dict[str, tuple[int, int]] = {}  # tracking key -> (revision, sequence)
         self._watch_starts: set[asyncio.Task[int]] = set()
         self._limits = bool(js.max_age) or js.max_bytes >= 0
@@ -235,7 +231,7 @@ class JetStreamEventStore:
         """A store on an already connected client (not closed by `close`).
 
         The store routes its own inboxes (pub acks, reads) past nats-py's per-message
-        machinery (see `aether.store._js_raw`); the client's other subscriptions are
+        machinery (see `aether._nats.raw`); the client's other subscriptions are
         unaffected.
         """
         store = cls(nc, namespace=namespace, settings=settings)
@@ -417,7 +413,7 @@ class JetStreamEventStore:
         self._check_open()
         if self._watch_starts:
             await self._watch_barrier()
-        subject = events_subject(self._ns, actor_id)
+        subject = self._subject(actor_id)
         first = events[0]
         cached = self._cache.get(actor_id)
         tip: _Tip | None = None
@@ -440,7 +436,7 @@ class JetStreamEventStore:
             try:
                 return await self._publish(actor_id, subject, events, payloads, expected)
             except JsApiError as e:
-                if e.err_code in CONFLICT_CODES:
+                if e.conflict:
                     conflicts += 1
                     tip = await self._tip(actor_id, subject, leader=True)
                     if conflicts > _CONFLICT_RETRIES and first.version == tip.version + 1:
@@ -450,13 +446,24 @@ class JetStreamEventStore:
                     not_ready += 1
                     await asyncio.sleep(min(0.01 * not_ready, 0.2))
                     continue
-                raise
+                raise public_error(e, f"append to stream {self._stream}", self._nc) from None
+
+    def _subject(self, actor_id: str) -> str:
+        """The actor's events subject (validates the id; remembered per actor)."""
+        subject = self._subjects.get(actor_id)
+        if subject is None:
+            subject = events_subject(self._ns, actor_id)
+            if len(self._subjects) >= CACHE_MAX:
+                self._subjects.clear()
+            self._subjects[actor_id] = subject
+        return subject
 
     def _acknowledged(self, actor_id: str, version: int, seq: int) -> None:
         self._remember(actor_id, version, seq)
-        sl = _slice_of(actor_id)
-        if self._own_seq.get(sl, 0) < seq:
-            self._own_seq[sl] = seq
+        if self._replicated:  # only replicated reads wait for the store's own appends
+            sl = _slice_of(actor_id)
+            if self._own_seq.get(sl, 0) < seq:
+                self._own_seq[sl] = seq
 
     async def _publish(
         self,
@@ -532,7 +539,7 @@ class JetStreamEventStore:
     ) -> list[Event]:
         self._check_open()
         await self._watch_barrier()
-        subjects = {a: events_subject(self._ns, a) for a in groups}
+        subjects = {a: self._subject(a) for a in groups}
         unknown = [a for a, g in groups.items() if a not in self._cache and g[0].version != 1]
         if unknown:
             await self._read_tips(unknown, subjects)
@@ -560,7 +567,7 @@ class JetStreamEventStore:
             try:
                 ack = await self._batches.publish(messages)
             except JsApiError as e:
-                if e.err_code in CONFLICT_CODES:
+                if e.conflict:
                     await self._read_tips(list(groups), subjects, leader=True)
                     beliefs = {a: self._cache.get(a, (0, 0)) for a in groups}
                     if any(g[0].version != beliefs[a][0] + 1 for a, g in groups.items()):
@@ -572,7 +579,7 @@ class JetStreamEventStore:
                     not_ready += 1
                     await asyncio.sleep(min(0.01 * not_ready, 0.2))
                     continue
-                raise
+                raise public_error(e, f"append to stream {self._stream}", self._nc) from None
             last_seq = int(ack["seq"])
             first_seq = last_seq - len(messages) + 1
             stored: list[Event] = []
@@ -682,13 +689,13 @@ class JetStreamEventStore:
             try:
                 ack = await self._pub.publish(subject, payload, headers)
             except JsApiError as e:
-                if e.err_code in CONFLICT_CODES:
+                if e.conflict:
                     await self._check_tracking_at(tracking)
                     continue  # the server said no, the leader says yes: look again
                 if e.err_code == ERR_LAST_SEQ_NOT_READY:
                     await asyncio.sleep(0.02)
                     continue
-                raise
+                raise public_error(e, f"checkpoint {tracking.key!r}", self._nc) from None
             self._tracked(tracking.key, tracking.expected + 1, int(ack["seq"]))
             return
         raise TrackingConflictError(tracking.key, tracking.expected, -1)
@@ -727,7 +734,7 @@ class JetStreamEventStore:
     async def get_latest_version(self, actor_id: str) -> int:
         """The actor's latest version (0 if none): one read of its last message."""
         validate_actor_id(actor_id)
-        return (await self._tip(actor_id, events_subject(self._ns, actor_id))).version
+        return (await self._tip(actor_id, self._subject(actor_id))).version
 
     async def get_events(self, actor_id: str, from_version: int = 0) -> list[Event]:
         """The actor's events with ``version >= from_version``."""

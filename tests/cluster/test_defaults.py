@@ -45,6 +45,6 @@ def test_config_check_warns_when_the_lease_is_within_the_fail_over() -> None:
 def test_ttls_round_up_to_whole_seconds() -> None:
     # nats-server truncates a fractional TTL (1500ms expires after 1s): round up instead,
     # so the server never expires a lease or an entry before its holder's deadline.
-    from aether.cluster.kv import ttl_header
+    from aether.cluster._kv import ttl_header
 
     assert [ttl_header(x) for x in (0.2, 1.0, 1.5, 2.0001, 15.0)] == ["1s", "1s", "2s", "3s", "15s"]

@@ -7,7 +7,7 @@ import contextlib
 from urllib.parse import urlparse
 
 from aether.cluster import ClusterNode
-from aether.cluster.kv import ClusterBucket
+from aether.cluster._kv import ClusterBucket
 from aether.connect import connect
 from tests.cluster.helpers import cluster_settings, describe, leaders, settled_on, wait_until
 from tests.servers import NatsCluster

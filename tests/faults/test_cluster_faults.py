@@ -27,7 +27,7 @@ from nats.aio.client import Client
 
 from aether.cluster import ClusterNode
 from aether.cluster.defaults import REPLICATED_LEASE
-from aether.cluster.kv import KvEntry
+from aether.cluster._kv import KvEntry
 from aether.cluster.shards import decode_shard_map
 from aether.cluster.status import SHARDMAP_KEY
 from aether.subjects import cluster_bucket

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
+from aether._nats.jsapi import RawMsg
 from aether.config import Settings
 from aether.errors import VersionConflictError
 from aether.event import Event
 from aether.store import jetstream as jsmod
-from aether.store._js_api import RawMsg
 from aether.store.jetstream import JetStreamEventStore
 from tests.servers import NatsServer
 

@@ -1,10 +1,11 @@
 """The namespace's cluster bucket (``aethercluster_<ns>``): CAS writes, TTLs and a live view.
 
-A thin layer over the JetStream stream behind the KV bucket, for what nats-py's `KeyValue`
-does not offer: a per-key TTL on every write (``Nats-TTL``, server 2.11+), create-if-absent
-that also works over the server's expiry markers, a write fenced on *another* key's
-revision (``Nats-Expected-Last-Subject-Sequence-Subject``) and a view of every key that
-follows the bucket with one ordered consumer and can be restarted when it goes quiet.
+A thin layer over the JetStream stream behind the KV bucket (through aether's JetStream
+API, `aether._nats.jsapi`), for what a plain KV client does not offer: a per-key TTL on
+every write (``Nats-TTL``, server 2.11+), create-if-absent that also works over the
+server's expiry markers, a write fenced on *another* key's revision
+(``Nats-Expected-Last-Subject-Sequence-Subject``) and a view of every key that follows
+the bucket with one push consumer and can be restarted when it goes quiet.
 """
 
 from __future__ import annotations
@@ -19,14 +20,12 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError
-from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js import JetStreamContext, api
-from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
-from aether.errors import ClusterError, NatsUnavailableError, UnsupportedServerError
+from aether._nats.errors import CasConflictError, JsApiError, cluster_failure, is_nats_error
+from aether._nats.info import server_version
+from aether._nats.jsapi import JsApi, RawMsg
+from aether._nats.raw import RawSubscription, header_value, subscribe_raw
+from aether.errors import AetherError, ClusterError, UnsupportedServerError
 from aether.errors import NotFoundError as AetherNotFoundError
 from aether.subjects import cluster_bucket, validate_namespace
 
@@ -37,8 +36,7 @@ T = TypeVar("T")
 MARKER_TTL = 60.0
 """How long the server keeps the marker it places when a key's TTL expires (seconds)."""
 
-_WRONG_LAST_SEQUENCE = (10071, 10164)
-_DELETE_OPS = ("DEL", "PURGE")
+_DELETE_OPS = (b"DEL", b"PURGE")
 
 
 async def bounded(aw: Awaitable[T], seconds: float) -> T:
@@ -56,18 +54,12 @@ def nats_errors(doing: str) -> Iterator[None]:
     """Turn nats-py errors raised while `doing` something into aether errors."""
     try:
         yield
-    except (NoRespondersError, ServiceUnavailableError, NatsTimeoutError, TimeoutError):
-        raise NatsUnavailableError(
-            f"{doing}: JetStream did not answer (is it enabled on the server?)"
-        ) from None
-    except (ConnectionClosedError, NoServersError) as e:
-        raise NatsUnavailableError(f"{doing}: {type(e).__name__}") from None
-    except NatsError as e:
-        raise ClusterError(f"{doing}: {type(e).__name__}: {e}") from None
-
-
-class CasConflictError(ClusterError):
-    """A compare-and-set write found another revision than the one it expected."""
+    except CasConflictError:
+        raise
+    except Exception as e:
+        if isinstance(e, JsApiError | TimeoutError) or is_nats_error(e):
+            raise cluster_failure(e, doing) from None
+        raise
 
 
 @dataclass(frozen=True)
@@ -100,12 +92,12 @@ def ttl_header(seconds: float) -> str:
     return f"{max(1, math.ceil(seconds))}s"
 
 
-def _is_deleted(headers: dict[str, str] | None) -> bool:
+def _is_deleted(headers: bytes | None) -> bool:
     if not headers:
         return False
-    if headers.get("KV-Operation") in _DELETE_OPS:
+    if header_value(headers, b"KV-Operation") in _DELETE_OPS:
         return True
-    return "Nats-Marker-Reason" in headers
+    return header_value(headers, b"Nats-Marker-Reason") is not None
 
 
 class ClusterBucket:
@@ -114,7 +106,7 @@ class ClusterBucket:
     def __init__(self, nc: NATS, namespace: str, *, timeout: float = 5.0) -> None:
         validate_namespace(namespace)
         self.nc = nc
-        self.js: JetStreamContext = nc.jetstream(timeout=timeout)
+        self.api = JsApi(nc, timeout)
         self.namespace = namespace
         self.name = cluster_bucket(namespace)
         self.stream = f"KV_{self.name}"
@@ -132,10 +124,11 @@ class ClusterBucket:
         request_timeout: float = 5.0,
     ) -> ClusterBucket:
         """Open the bucket, creating it when `create` (else `ClusterError` if it is missing)."""
-        version = nc.connected_server_version
-        if version.major < 2 or (version.major == 2 and version.minor < 11):
+        version = server_version(nc)
+        if version < (2, 11, 0):
+            text = ".".join(map(str, version))
             raise UnsupportedServerError(
-                f"nats-server {version} lacks per-key TTLs; the cluster needs 2.11 or newer"
+                f"nats-server {text} lacks per-key TTLs; the cluster needs 2.11 or newer"
             )
         bucket = cls(nc, namespace, timeout=request_timeout)
         with nats_errors(f"opening bucket {bucket.name}"):
@@ -143,9 +136,8 @@ class ClusterBucket:
 
     async def _open(self, replicas: int, create: bool) -> ClusterBucket:
         bucket, namespace = self, self.namespace
-        try:
-            info = await bucket.js.stream_info(bucket.stream)
-        except NotFoundError:
+        info = await bucket.api.stream_info(bucket.stream)
+        if info is None:
             if not create:
                 raise AetherNotFoundError(
                     f"no cluster in namespace {namespace!r} (bucket {bucket.name} does not "
@@ -153,7 +145,8 @@ class ClusterBucket:
                 ) from None
             await bucket._create(replicas)
             return bucket
-        if not info.config.allow_msg_ttl or not info.config.subject_delete_marker_ttl:
+        config = info.get("config") or {}
+        if not config.get("allow_msg_ttl") or not config.get("subject_delete_marker_ttl"):
             raise ClusterError(
                 f"bucket {bucket.name} exists without per-key TTLs and expiry markers; "
                 "delete it (nats kv del) so aether can create it"
@@ -161,29 +154,26 @@ class ClusterBucket:
         return bucket
 
     async def _create(self, replicas: int) -> None:
-        config = api.KeyValueConfig(
-            bucket=self.name,
+        await self.api.kv_create(
+            self.name,
             description=f"aether cluster state of namespace {self.namespace}",
             history=1,
             replicas=replicas,
-            storage=api.StorageType.FILE,
-            limit_marker_ttl=MARKER_TTL,
+            marker_ttl=MARKER_TTL,
         )
-        await self.js.create_key_value(config)
 
     # --- reads --------------------------------------------------------------------------
 
     async def get(self, key: str) -> KvEntry | None:
         """The last message of `key` (possibly a delete marker), or ``None`` if there is none."""
-        try:
-            msg = await self.js.get_msg(self.stream, subject=self.prefix + key)
-        except NotFoundError:
+        msg: RawMsg | None = await self.api.kv_last(self.name, key)
+        if msg is None:
             return None
         return KvEntry(
             key=key,
             value=msg.data or b"",
-            revision=int(msg.seq or 0),
-            created=msg.time or datetime.now(UTC),
+            revision=msg.seq,
+            created=msg.stored_at(),
             deleted=_is_deleted(msg.headers),
         )
 
@@ -201,12 +191,12 @@ class ClusterBucket:
 
     async def _publish(self, key: str, value: bytes, headers: dict[str, str]) -> int:
         try:
-            ack = await self.js.publish(self.prefix + key, value, headers=headers)
-        except APIError as e:
-            if e.err_code in _WRONG_LAST_SEQUENCE:
+            ack = await self.api.publish(self.prefix + key, value, headers=headers)
+        except JsApiError as e:
+            if e.conflict:
                 raise CasConflictError(f"{key}: {e.description}") from None
-            raise
-        return int(ack.seq)
+            raise cluster_failure(e, f"writing {key} to bucket {self.name}") from None
+        return int(ack.get("seq", 0))
 
     async def put(self, key: str, value: bytes, *, last: int | None, ttl: float | None) -> int:
         """Write `key`; with `last`, only if its last revision is `last` (0: absent)."""
@@ -245,8 +235,32 @@ class ClusterBucket:
         return await self._publish(key, value, headers)
 
 
+def _entry_of(
+    prefix_len: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
+) -> tuple[KvEntry, int]:
+    """The entry a push-consumer delivery carries, and how many are still pending.
+
+    The ack subject holds the metadata: ``$JS.ACK.<stream>.<consumer>.<delivered>.
+    <stream seq>.<consumer seq>.<timestamp ns>.<pending>`` (9 tokens; longer with a domain).
+    """
+    tokens = reply.split(b".")
+    seq, ts, pending = (
+        (int(tokens[5]), int(tokens[7]), int(tokens[8]))
+        if len(tokens) == 9
+        else (int(tokens[-5]), int(tokens[-3]), int(tokens[-2]))
+    )
+    entry = KvEntry(
+        key=subject[prefix_len:].decode(),
+        value=data or b"",
+        revision=seq,
+        created=datetime.fromtimestamp(ts / 1e9, UTC),
+        deleted=_is_deleted(headers),
+    )
+    return entry, pending
+
+
 class BucketView:
-    """Every key of the bucket, kept current by one ordered consumer.
+    """Every key of the bucket, kept current by one push consumer.
 
     `entries` maps each key to its last `KvEntry` (deleted ones included). `listener` is
     called (synchronously, in the event loop) after each change. `restart()` rebuilds the
@@ -265,7 +279,8 @@ class BucketView:
         self.listener = listener
         self.idle_heartbeat = idle_heartbeat
         self.last_update = 0.0
-        self._sub: JetStreamContext.PushSubscription | None = None
+        self._sub: RawSubscription | None = None
+        self._consumer: str | None = None
         self._ready = asyncio.Event()
         self._generation = 0
 
@@ -281,45 +296,60 @@ class BucketView:
         self._ready.clear()
         fresh: dict[str, KvEntry] = {}
         b = self.bucket
+        nc = b.nc
+        prefix_len = len(b.prefix)
+        delivered = 0
 
-        async def on_msg(msg: Msg) -> None:
+        def on_msg(subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
+            nonlocal delivered
             if generation != self._generation:
                 return
-            meta = msg.metadata
-            key = msg.subject[len(b.prefix) :]
-            entry = KvEntry(
-                key=key,
-                value=msg.data or b"",
-                revision=meta.sequence.stream,
-                created=meta.timestamp,
-                deleted=_is_deleted(msg.headers),
-            )
-            target = self.entries if self._ready.is_set() else fresh
-            old = target.get(key)
+            if not reply:  # an idle heartbeat (status 100): no entry
+                return
+            delivered += 1
+            entry, pending = _entry_of(prefix_len, subject, reply, data, headers)
+            ready = self._ready.is_set()
+            target = self.entries if ready else fresh
+            old = target.get(entry.key)
             if old is None or old.revision < entry.revision:
-                target[key] = entry
+                target[entry.key] = entry
             self.last_update = asyncio.get_running_loop().time()
-            if not self._ready.is_set() and meta.num_pending == 0:
+            if not ready and pending == 0:
                 self._go_live(fresh)
-            elif self._ready.is_set() and self.listener is not None:
+            elif ready and self.listener is not None:
                 self.listener(entry)
 
-        sub = await b.js.subscribe(
-            b.prefix + ">",
-            stream=b.stream,
-            cb=on_msg,
-            ordered_consumer=True,
-            deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
-            idle_heartbeat=self.idle_heartbeat,
-            inactive_threshold=max(30.0, self.idle_heartbeat * 10),
-        )
-        old, self._sub = self._sub, sub
-        if old is not None:
-            with contextlib.suppress(Exception):
-                await old.unsubscribe()
-        info = await sub.consumer_info()
-        if info.num_pending == 0 and sub.delivered == 0 and generation == self._generation:
+        inbox = nc.new_inbox()
+        sub = await subscribe_raw(nc, inbox, on_msg)
+        config = {
+            "deliver_policy": "last_per_subject",
+            "filter_subject": b.prefix + ">",
+            "ack_policy": "none",
+            "deliver_subject": inbox,
+            "idle_heartbeat": int(self.idle_heartbeat * 1e9),
+            "inactive_threshold": int(max(30.0, self.idle_heartbeat * 10) * 1e9),
+            "mem_storage": True,
+            "num_replicas": 1,
+        }
+        try:
+            with nats_errors(f"reading bucket {b.name}"):
+                info = await b.api.consumer_create(b.stream, config)
+        except BaseException:
+            await sub.unsubscribe()
+            raise
+        old_sub, self._sub = self._sub, sub
+        old_consumer, self._consumer = self._consumer, str(info.get("name", ""))
+        await self._drop(old_sub, old_consumer)
+        idle = int(info.get("num_pending", 0)) == 0 and delivered == 0
+        if idle and generation == self._generation:
             self._go_live(fresh)
+
+    async def _drop(self, sub: RawSubscription | None, consumer: str | None) -> None:
+        if sub is not None:
+            await sub.unsubscribe()
+        if consumer:
+            with contextlib.suppress(AetherError):
+                await self.bucket.api.consumer_delete(self.bucket.stream, consumer)
 
     def _go_live(self, fresh: dict[str, KvEntry]) -> None:
         if self._ready.is_set():
@@ -343,12 +373,13 @@ class BucketView:
         await self.start()
 
     async def stop(self) -> None:
-        """Unsubscribe."""
+        """Unsubscribe and delete the consumer."""
         self._generation += 1
         sub, self._sub = self._sub, None
-        if sub is not None:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+        consumer, self._consumer = self._consumer, None
+        if self.bucket.nc.is_closed:
+            return
+        await self._drop(sub, consumer)
 
     def live(self, key: str) -> KvEntry | None:
         """The entry of `key` unless it is absent or deleted."""
