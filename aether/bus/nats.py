@@ -36,6 +36,7 @@ from nats.errors import (
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 
+from aether.bus._wire import WireEncoder, decode_message
 from aether.bus.base import (
     DEFAULT_BUFFER,
     Overflow,
@@ -43,7 +44,6 @@ from aether.bus.base import (
     check_subscribe_args,
     pattern_matcher,
 )
-from aether.bus.wire import WireEncoder, decode_message
 from aether.config import Settings
 from aether.connect import denied
 from aether.errors import AetherError, EventTooLargeError, NatsUnavailableError
