@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -293,3 +294,229 @@ def test_loads_json_object_refuses_integers_that_would_become_floats() -> None:
         "f": 1.5,
         "n": 18446744073709551615,
     }
+
+
+# --- the codec: msgspec decoding, depth and cycles, property tests ----------------------
+
+from aether._codec import _encode_checked  # noqa: E402
+from aether.event import DEFAULT_MAX_EVENT_BYTES, MAX_DEPTH, check_json_value  # noqa: E402
+
+
+def _nested(depth: int, leaf: object = 1, kind: str = "dict") -> dict[str, object]:
+    """A dict whose containers nest `depth` deep (the dict itself is depth 1)."""
+    value: object = leaf
+    for i in range(depth - 1):
+        value = {"k": value} if kind == "dict" or i % 2 else [value]
+    return {"k": value}
+
+
+@pytest.mark.parametrize("kind", ["dict", "mixed"])
+def test_data_nesting_up_to_max_depth_round_trips(kind: str) -> None:
+    data = _nested(MAX_DEPTH, kind=kind)
+    assert decode_event(encode_event(make(data=data))).data == data
+
+
+@pytest.mark.parametrize("kind", ["dict", "mixed"])
+def test_data_deeper_than_max_depth_is_refused_without_recursion(kind: str) -> None:
+    with pytest.raises(InvalidEventError) as info:
+        encode_event(make(data=_nested(MAX_DEPTH + 1, kind=kind)))
+    assert info.value.field.startswith("data.k") and str(MAX_DEPTH) in info.value.rule
+    # Far beyond Python's recursion limit: still a named error, not a RecursionError.
+    with pytest.raises(InvalidEventError):
+        validate_event(make(data=_nested(50_000, kind=kind)))
+
+
+def test_cyclic_data_is_refused_naming_the_cycle() -> None:
+    data: dict[str, object] = {"a": {"b": []}}
+    data["a"]["b"].append(data)  # type: ignore[index]
+    with pytest.raises(InvalidEventError) as info:
+        encode_event(make(data=data))
+    assert info.value.field == "data.a.b[0]" and "cycle" in info.value.rule
+    inner: list[object] = []
+    inner.append(inner)
+    with pytest.raises(InvalidEventError) as info:
+        check_json_value({"x": inner}, "data")
+    assert info.value.field == "data.x[0]" and "cycle" in info.value.rule
+
+
+def test_shared_but_acyclic_containers_are_valid() -> None:
+    shared = [1, 2.5, "x"]
+    data = {"a": shared, "b": {"c": shared}}
+    assert decode_event(encode_event(make(data=data))).data == data
+
+
+def test_snapshot_state_depth_and_cycle_errors_name_the_snapshot() -> None:
+    with pytest.raises(InvalidEventError) as info:
+        encode_snapshot(Snapshot("a", 1, _nested(MAX_DEPTH + 1), TS))
+    assert info.value.field.startswith("snapshot.state.k")
+    state: dict[str, object] = {}
+    state["self"] = state
+    with pytest.raises(InvalidEventError) as info:
+        encode_snapshot(Snapshot("a", 1, state, TS))
+    assert info.value.field == "snapshot.state.self" and "cycle" in info.value.rule
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        ((1, 2), "tuple is not a JSON value"),
+        ({1, 2}, "set is not a JSON value"),
+        (b"x", "bytes is not a JSON value"),
+        (TS, "datetime is not a JSON value"),
+    ],
+)
+def test_values_orjson_would_convert_are_still_refused(value: object, rule: str) -> None:
+    with pytest.raises(InvalidEventError) as info:
+        encode_event(make(data={"a": [{"b": value}]}))
+    assert info.value.field == "data.a[0].b" and info.value.rule == rule
+
+
+def test_none_values_are_kept_and_nan_next_to_them_is_refused() -> None:
+    data = {"a": None, "b": [None, 1.5], "note": "null"}
+    assert decode_event(encode_event(make(data=data))).data == data
+    with pytest.raises(InvalidEventError) as info:
+        encode_event(make(data={"a": None, "b": [None, math.nan]}))
+    assert info.value.field == "data.b[1]"
+
+
+def _wire(**changes: object) -> bytes:
+    wire = orjson.loads(encode_event(make()))
+    for key, value in changes.items():
+        if value is _DROP:
+            del wire[key]
+        else:
+            wire[key] = value
+    return json.dumps(wire).encode()
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"id": _DROP}, "id"),
+        ({"metadata": _DROP}, "metadata"),
+        ({"position": 3}, "position"),
+        ({"extra": 1}, "extra"),
+        ({"version": 0}, "version"),
+        ({"version": "1"}, "version"),
+        ({"version": True}, "version"),
+        ({"version": 1.0}, "version"),
+        ({"id": ""}, "id"),
+        ({"data": [1]}, "data"),
+        ({"metadata": {"k": 1}}, "metadata"),
+        ({"timestamp": "2026-01-02T03:04:05.123456"}, "timestamp"),
+        ({"timestamp": "soon"}, "timestamp"),
+        ({"event_type": 5}, "event_type"),
+    ],
+)
+def test_decode_refuses_payloads_outside_the_wire_format(
+    changes: dict[str, object], field: str
+) -> None:
+    with pytest.raises(InvalidEventError) as info:
+        decode_event(_wire(**changes))
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    "payload", [b"", b"nope", b"[1]", b'{"data": {"x": NaN}}', b'{"x": 1e999}', b"[" * 5000]
+)
+def test_decode_refuses_non_events(payload: bytes) -> None:
+    with pytest.raises(InvalidEventError):
+        decode_event(payload)
+
+
+def test_decode_keeps_huge_integers_exact_and_converts_offsets_to_utc() -> None:
+    payload = _wire(data={"big": 2**70, "f": 1.0}, timestamp="2026-01-02T05:04:05.123456+02:00")
+    event = decode_event(payload)
+    assert event.data == {"big": 2**70, "f": 1.0} and type(event.data["f"]) is float
+    assert event.timestamp == TS and event.timestamp.tzinfo is UTC
+
+
+ids = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Zs")), min_size=1, max_size=40
+)
+types_ = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Zs", "Cf", "Co", "Cn")),
+    min_size=1,
+    max_size=20,
+).filter(lambda s: "*" not in s and ">" not in s and s.isprintable())
+timestamps = st.datetimes(
+    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+)
+utf8_text = st.text(st.characters(blacklist_categories=("Cs",)))
+
+
+@given(
+    event_type=types_,
+    actor_id=ids,
+    version=st.integers(min_value=1, max_value=2**63 - 1),
+    data=st.dictionaries(utf8_text, json_values, max_size=6),
+    timestamp=timestamps,
+    metadata=st.dictionaries(utf8_text, utf8_text, max_size=3),
+    eid=ids.filter(str.isprintable),
+)
+def test_any_valid_event_round_trips_exactly(
+    event_type: str,
+    actor_id: str,
+    version: int,
+    data: dict[str, object],
+    timestamp: datetime,
+    metadata: dict[str, str],
+    eid: str,
+) -> None:
+    event = Event(event_type, actor_id, version, data, eid, timestamp, metadata)
+    payload = encode_event(event)
+    wire = orjson.loads(payload)
+    assert tuple(wire) == WIRE_KEYS
+    assert wire["timestamp"] == format_timestamp(timestamp)
+    assert wire["timestamp"].endswith("Z") and len(wire["timestamp"]) == 27
+    back = decode_event(payload, position=9)
+    assert back == event.with_position(9)
+    assert _types(back.data) == _types(data)
+    assert encode_event(back) == payload
+    assert _encode_checked(event, DEFAULT_MAX_EVENT_BYTES) == payload  # the slow path agrees
+
+
+bad_scalars = st.sampled_from([math.nan, math.inf, -math.inf, (1,), {1}, b"x", object()])
+
+
+@given(st.dictionaries(st.text(), json_values, min_size=1, max_size=4), bad_scalars, st.data())
+def test_any_bad_value_anywhere_is_refused_with_its_path(
+    data: dict[str, object], bad: object, draw: st.DataObject
+) -> None:
+    # Put `bad` at a random place in `data` and remember its path.
+    path = "data"
+    node: object = data
+    while True:
+        if isinstance(node, dict) and node:
+            key = draw.draw(st.sampled_from(sorted(node)))
+            child = node[key]
+            if not isinstance(child, dict | list) or not child or draw.draw(st.booleans()):
+                node[key] = bad
+                path += f".{key}"
+                break
+            node, path = child, f"{path}.{key}"
+        elif isinstance(node, list) and node:
+            i = draw.draw(st.integers(0, len(node) - 1))
+            child = node[i]
+            if not isinstance(child, dict | list) or not child or draw.draw(st.booleans()):
+                node[i] = bad
+                path += f"[{i}]"
+                break
+            node, path = child, f"{path}[{i}]"
+        else:  # pragma: no cover - an empty container is never chosen
+            raise AssertionError
+    with pytest.raises(InvalidEventError) as info:
+        encode_event(make(data=data))
+    assert info.value.field == path
+
+
+@given(st.binary(max_size=200))
+def test_decoding_arbitrary_bytes_never_crashes_otherwise(payload: bytes) -> None:
+    try:
+        event = decode_event(payload)
+    except InvalidEventError:
+        return
+    assert isinstance(event, Event)  # pragma: no cover - random bytes are never an event

@@ -33,6 +33,7 @@ from aether._nats.errors import map_nats_error
 from aether._nats.hooks import hooks_of
 from aether._nats.permissions import denied
 from aether._nats.raw import flush, frame_writer, pub_frame, sid_of, subscribe_raw
+from aether.bus._wire import WireEncoder, decode_message
 from aether.bus.base import (
     DEFAULT_BUFFER,
     Overflow,
@@ -40,7 +41,6 @@ from aether.bus.base import (
     check_subscribe_args,
     pattern_matcher,
 )
-from aether.bus.wire import WireEncoder, decode_message
 from aether.config import Settings
 from aether.errors import AetherError, EventTooLargeError, NatsUnavailableError
 from aether.event import DEFAULT_MAX_EVENT_BYTES, Event

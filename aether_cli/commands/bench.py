@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -102,7 +103,9 @@ class _Bar:
 
 
 async def _run_with_signals(
-    coro_fn: Any, stop: asyncio.Event, announce: str | None = None
+    coro_fn: Callable[[], Awaitable[BenchReport]],
+    stop: asyncio.Event,
+    announce: str | None = None,
 ) -> BenchReport:
     """Run `coro_fn()`; the first SIGINT sets `stop`, the second cancels the run.
 

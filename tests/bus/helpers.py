@@ -1,4 +1,4 @@
-"""Shared helpers of the bus tests."""
+"""Shared helpers of the bus tests (the event helpers are the contract kit's)."""
 
 from __future__ import annotations
 
@@ -7,34 +7,12 @@ from pathlib import Path
 
 from aether.bus import Subscription
 from aether.event import Event
+from aether.testing.bus import assert_seq_event, seq_event, take
 
 ROOT = Path(__file__).resolve().parents[2]
 """The repository root (subprocesses run there so ``tests.*`` imports work)."""
 
-NESTED = {
-    "order": {"lines": [{"sku": "a", "qty": 2, "price": 9.5}], "note": None},
-    "ok": True,
-    "whole": 3.0,
-}
-
-
-def seq_event(seq: int, actor: str = "order-1", event_type: str = "Seq") -> Event:
-    """An event whose data carries its sequence number (an int), a float and nesting."""
-    return Event(event_type, actor, seq, {"seq": seq, "ratio": seq / 2 + 0.25, **NESTED})
-
-
-async def take(sub: Subscription, n: int, limit: float = 20.0) -> list[Event]:
-    """The next `n` events of `sub` (fails the test after `limit` seconds)."""
-    out: list[Event] = []
-
-    async def collect() -> None:
-        async for e in sub:
-            out.append(e)
-            if len(out) == n:
-                return
-
-    await asyncio.wait_for(collect(), limit)
-    return out
+__all__ = ["ROOT", "assert_seq_event", "drain_until_accounted", "seq_event", "take"]
 
 
 async def drain_until_accounted(
@@ -55,15 +33,3 @@ async def drain_until_accounted(
             continue
         out.append(e)
     return out
-
-
-def assert_seq_event(e: Event, seq: int) -> None:
-    """`e` is `seq_event(seq)` with every JSON type intact."""
-    assert e.version == seq
-    assert type(e.data["seq"]) is int and e.data["seq"] == seq
-    assert type(e.data["ratio"]) is float and e.data["ratio"] == seq / 2 + 0.25
-    assert e.data["order"] == NESTED["order"]
-    assert type(e.data["order"]["lines"][0]["qty"]) is int
-    assert type(e.data["order"]["lines"][0]["price"]) is float
-    assert e.data["ok"] is True
-    assert type(e.data["whole"]) is float and e.data["whole"] == 3.0

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aether.bus.wire import WireEncoder, decode_wire
+from aether.bus._wire import WireEncoder, decode_wire
 from aether.errors import EventTooLargeError, ValidationError
 from aether.event import Event, decode_event, encode_event, event_to_dict
 
