@@ -250,8 +250,9 @@ class ProcessorRunner:
 
     async def run_until(self, position: int) -> None:
         """Process through `position` and commit the checkpoint there; if the runner was
-        not started, start it and stop it afterwards. Returns early if the segment stops at a failed event; raises
-        `ProcessorStoppedError` if the runner ends (fenced, store closed) first."""
+        not started, start it and stop it afterwards. Returns early if the segment stops
+        at a failed event; raises `ProcessorStoppedError` if the runner ends (fenced,
+        store closed) first."""
         if type(position) is not int or position < 0:
             raise ValidationError("position", "must be an integer >= 0")
         started_here = self._task is None
