@@ -188,3 +188,33 @@ async def eventually(cond: Callable[[], Any], limit: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {limit:.0f}s")
         await asyncio.sleep(0.02)
+
+
+def totals_projection(path: str | Path, name: str = "order-totals") -> Any:
+    """A `SQLiteProjection` summing amounts per actor into table ``totals`` of `path`."""
+    import sqlite3
+
+    from aether.processing import SQLiteProjection
+
+    def apply(conn: sqlite3.Connection, event: Event) -> None:
+        conn.execute(
+            "INSERT INTO totals (actor, total) VALUES (?, ?) "
+            "ON CONFLICT (actor) DO UPDATE SET total = total + excluded.total",
+            (event.actor_id, int(event.data["amount"])),
+        )
+
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE IF NOT EXISTS totals (actor TEXT PRIMARY KEY, total INTEGER)")
+    return SQLiteProjection(name, conn, apply, event_types={"Added"})
+
+
+def read_totals(path: str | Path) -> dict[str, int]:
+    """The ``totals`` table of `path`."""
+    import sqlite3
+
+    conn = sqlite3.connect(str(path), timeout=30.0)
+    try:
+        return {a: int(t) for a, t in conn.execute("SELECT actor, total FROM totals")}
+    finally:
+        conn.close()
