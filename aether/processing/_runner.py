@@ -481,8 +481,9 @@ class ProcessorRunner:
 
         try:
             await self._commit(self._done, mutate=release)
-        except _Fenced:
+        except _Fenced as e:
             self._state = "fenced"
+            log.warning("processor %s fenced: %s; its last checkpoint was refused", self._key, e)
         except Exception as e:
             log.warning("processor %s could not persist its checkpoint: %r", self._key, e)
 
