@@ -101,13 +101,16 @@ class LedgerReactor:
 
     event_types = frozenset({"Added"})
 
-    def __init__(self, store: EventStore, name: str = "ledger") -> None:
+    def __init__(self, store: EventStore, name: str = "ledger", *, sparse: bool = False) -> None:
         self.name = name
         self.store = store
+        self.sparse = sparse
         self.gate: asyncio.Event | None = None
         self.entered = asyncio.Event()
 
     async def handle(self, event: Event, ctx: Context) -> None:
+        if self.sparse and not reacts(event):
+            return
         ledger = f"ledger-{ctx.segment}"
         latest = await self.store.get_latest_version(ledger)
         ctx.append(
@@ -128,9 +131,18 @@ async def ledger_sources(store: EventStore) -> list[int]:
     return [int(e.data["source"]) async for e in store.read_all() if e.event_type == "Reserved"]
 
 
-async def added_positions(store: EventStore) -> list[int]:
-    """The positions of every `Added` event."""
-    return [e.position async for e in store.read_all() if e.event_type == "Added" and e.position]
+def reacts(event: Event) -> bool:
+    """Whether a sparse `LedgerReactor` reacts to `event` (about one in five)."""
+    return int(event.data["amount"]) % 5 == 0
+
+
+async def added_positions(store: EventStore, *, sparse: bool = False) -> list[int]:
+    """The positions of every `Added` event (only those a sparse reactor reacts to)."""
+    return [
+        e.position
+        async for e in store.read_all()
+        if e.event_type == "Added" and e.position and (not sparse or reacts(e))
+    ]
 
 
 class CrashingStore:

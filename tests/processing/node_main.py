@@ -27,7 +27,7 @@ async def main(url: str, namespace: str, node_id: str, db: str, shards: int) -> 
         heartbeat=0.2,
         lease=1.0,
         node_ttl=1.0,
-        processors=[totals_projection(db), LedgerReactor(store)],
+        processors=[totals_projection(db), LedgerReactor(store, sparse=True)],
         store=store,
         processor_retry=RetryPolicy(attempts=3, base=0.01, max=0.05),
     )
