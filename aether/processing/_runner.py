@@ -496,12 +496,11 @@ class ProcessorRunner:
         last_poll = time.monotonic()
         try:
             while not self._stopping:
-                now = time.monotonic()
-                timeout = self._tick_timeout(now, last_event)
                 item: object | None
                 if not queue.empty():
                     item = queue.get_nowait()
                 else:
+                    timeout = self._tick_timeout(time.monotonic(), last_event)
                     try:
                         item = await asyncio.wait_for(queue.get(), timeout)
                     except TimeoutError:
