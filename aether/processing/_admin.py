@@ -9,8 +9,10 @@ picks a change up within about a second (retry and skip requests) or is fenced b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from aether.errors import (
@@ -21,7 +23,7 @@ from aether.errors import (
     ValidationError,
 )
 from aether.store.base import EventStore, Tracking, check_nonnegative_int
-from aether.subjects import SLICE_COUNT, slice_of
+from aether.subjects import SLICE_COUNT, parse_slices, slice_of
 
 from ._record import Loaded, SegmentRecord, list_names, list_segments, load, segment_key
 from ._types import ParkedEvent, SegmentStatus, State, validate_processor_name
@@ -44,10 +46,35 @@ def _state(rec: SegmentRecord, now: float) -> State:
     return "running" if rec.live(now) else "paused"
 
 
-def _status(name: str, segment: str, loaded: Loaded | None, head: int, now: float) -> SegmentStatus:
+async def _next_event(
+    store: EventStore, position: int, slices: str | None, head: int
+) -> tuple[int, float | None]:
+    """(lag in events, lag in seconds) of a segment at checkpoint `position`: 0 when no
+    event of its slices is after it up to `head`; else ``head - position`` and the age
+    of the first unprocessed event."""
+    if head <= position:
+        return 0, 0.0
+    selected = parse_slices(slices) if slices else None
+    reader = store.read_all(position + 1, slices=selected)
+    try:
+        async for e in reader:
+            if e.position is None or e.position > head:
+                break
+            return head - position, max(0.0, (datetime.now(UTC) - e.timestamp).total_seconds())
+    finally:
+        aclose = getattr(reader, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
+    return 0, 0.0
+
+
+async def _status(
+    store: EventStore, name: str, segment: str, loaded: Loaded | None, head: int, now: float
+) -> SegmentStatus:
     rec = loaded.data if loaded is not None else SegmentRecord()
     position = loaded.position if loaded is not None else 0
-    lag = max(0, head - position)
+    lag, lag_s = await _next_event(store, position, rec.slices, head)
     return SegmentStatus(
         processor=name,
         segment=segment,
@@ -57,7 +84,7 @@ def _status(name: str, segment: str, loaded: Loaded | None, head: int, now: floa
         checkpoint=position,
         head=head,
         lag_events=lag,
-        lag_seconds=0.0 if lag == 0 else None,
+        lag_seconds=lag_s,
         parked=len(rec.parked),
         last_error=rec.error,
         stopped_at=rec.stopped_at,
@@ -67,7 +94,9 @@ def _status(name: str, segment: str, loaded: Loaded | None, head: int, now: floa
 async def processor_status(store: EventStore, name: str | None = None) -> list[SegmentStatus]:
     """Every segment of processor `name` (None: of every processor) from durable state,
     sorted by processor and shard. A sharded processor lists all its shards (one never
-    claimed yet shows ``idle`` at 0). `NotFoundError` for a `name` that never ran."""
+    claimed yet shows ``idle`` at 0). Lag: 0 when no event of the segment follows its
+    checkpoint, else ``head - checkpoint`` events and the age of the first unprocessed
+    event (one read per lagging segment). `NotFoundError` for a `name` that never ran."""
     if name is not None:
         validate_processor_name(name)
     names = [name] if name is not None else await list_names(store)
@@ -77,7 +106,7 @@ async def processor_status(store: EventStore, name: str | None = None) -> list[S
     for n in names:
         for segment in await _segments(store, n):
             loaded = await load(store, segment_key(n, segment))
-            out.append(_status(n, segment, loaded, head, now))
+            out.append(await _status(store, n, segment, loaded, head, now))
     return out
 
 

@@ -108,7 +108,7 @@ class SegmentRecord:
     shard: int | None = None
     slices: str | None = None
     seen: float = 0.0
-    keepalive: float = 2.0
+    keepalive: float = 5.0
     commits: int = 0
     parked: list[Parked] = field(default_factory=list)
     stopped_at: int | None = None
@@ -145,7 +145,7 @@ class SegmentRecord:
             shard=d.get("shard"),
             slices=d.get("slices"),
             seen=float(d.get("seen", 0.0)),
-            keepalive=float(d.get("keepalive", 2.0)),
+            keepalive=float(d.get("keepalive", 5.0)),
             commits=int(d.get("commits", 0)),
             parked=[Parked.from_json(p) for p in d.get("parked", [])],
             stopped_at=d.get("stopped_at"),

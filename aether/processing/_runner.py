@@ -100,7 +100,12 @@ class ProcessorRunner:
     and `epoch` are shown in status. While running the runner commits at least every
     `keepalive` seconds; a record not refreshed within three keepalives shows as
     ``paused``. `idle_interval` is how long it waits without events before it checks
-    whether the namespace's head moved past its checkpoint in other slices.
+    whether the namespace's head moved past its checkpoint in other slices (at once
+    while `run_until`/`wait_for` wait on it).
+
+    Cost on JetStream: every commit is one message on the record's subject (kept like
+    events, as the stream's limits keep them) carrying the parked list, so commits are
+    batched, idle keepalives are seconds apart and the parked list is bounded.
     """
 
     def __init__(
@@ -118,10 +123,10 @@ class ProcessorRunner:
         owner: str | None = None,
         epoch: int | None = None,
         batch_events: int = 100,
-        batch_interval: float = 0.2,
-        idle_interval: float = 0.25,
-        keepalive: float = 2.0,
-        max_parked: int = 500,
+        batch_interval: float = 0.5,
+        idle_interval: float = 1.0,
+        keepalive: float = 5.0,
+        max_parked: int = 100,
         stop_timeout: float = 30.0,
     ) -> None:
         if not isinstance(store, EventStore):

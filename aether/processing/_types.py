@@ -176,10 +176,11 @@ class SegmentStatus:
 
     `checkpoint` is the position processed through (every event of the segment at or
     before it is handled, parked or skipped); `head` the namespace's last position;
-    `lag_events` is ``head - checkpoint`` (an upper bound on the events to process: the
-    positions of other shards count too); `lag_seconds` is the age of the oldest
-    unprocessed event, 0 when caught up, None when unknown. `stopped_at` is the
-    position of the failed event a ``stopped`` segment waits at.
+    `lag_events` is 0 when no event of the segment is after the checkpoint, else
+    ``head - checkpoint`` (an upper bound: positions of other shards count too);
+    `lag_seconds` is the age of the oldest unprocessed event, 0 when caught up, None
+    when unknown. `stopped_at` is the position of the failed event a ``stopped``
+    segment waits at.
     """
 
     processor: str
