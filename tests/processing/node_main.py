@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 
@@ -43,5 +44,6 @@ async def main(url: str, namespace: str, node_id: str, db: str, shards: int) -> 
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     u, ns, nid, path, count = sys.argv[1:6]
     asyncio.run(main(u, ns, nid, path, int(count)))
