@@ -332,3 +332,25 @@ async def test_bad_input_is_refused(store: EventStore) -> None:
     with pytest.raises(ValidationError):
         await wait_for(store, "totals", -1, timeout=1)
     assert await processor_status(store) == []
+
+
+async def test_a_full_parked_list_stops_the_segment(store: EventStore) -> None:
+    w = Workload(6)
+    await w.append(store, 12, unit=6)
+    bad = {e.actor_id async for e in store.read_all()}
+    failing = sorted(bad)[:3]
+
+    async def handle(e: Event, ctx: Context) -> None:
+        if e.actor_id in failing:
+            raise RuntimeError("no")
+
+    r = runner(store, processor("full", handle), on_failure="park", max_parked=2)
+    await r.start()
+    await r.drain()
+    st = r.status()
+    assert st.state == "stopped" and st.parked == 2
+    assert st.last_error is not None and "parked list full" in st.last_error
+    await r.stop()
+    [durable] = await processor_status(store, "full")
+    assert (durable.state, durable.parked, durable.stopped_at) == ("stopped", 2, st.stopped_at)
+    assert durable.lag_events > 0 and durable.lag_seconds is not None
