@@ -499,6 +499,7 @@ class ProcessorRunner:
         pump = asyncio.create_task(self._pump(queue, self._done + 1), name=f"pump-{self._key}")
         last_event = time.monotonic()
         last_poll = time.monotonic()
+        poll_every = min(1.0, self.keepalive / 2)
         try:
             while not self._stopping:
                 item: object | None
@@ -516,8 +517,9 @@ class ProcessorRunner:
                     log.warning("processor %s watch failed: %r", self._key, item.error)
                     await self._sleep(0.5)
                     return True
+                now = time.monotonic()
                 if isinstance(item, Event):
-                    last_event = time.monotonic()
+                    last_event = now
                     if item.position is None or item.position <= self._done:
                         continue
                     self._head = max(self._head, item.position)
@@ -525,8 +527,14 @@ class ProcessorRunner:
                         return True
                     if self._uncommitted >= self.batch_events:
                         await self._flush()
-                    continue
-                now = time.monotonic()
+                    # Busy: only the time-based duties below, when due.
+                    if (
+                        now - self._last_commit < self.batch_interval
+                        and now - last_poll < poll_every
+                        and self._want <= self._checkpoint
+                    ):
+                        continue
+                    now = time.monotonic()
                 if self._done > self._checkpoint and (
                     now - self._last_commit >= self.batch_interval
                     or self._checkpoint < self._want <= self._done
@@ -536,7 +544,7 @@ class ProcessorRunner:
                 if queue.empty() and now - last_event >= min(idle, self.idle_interval):
                     await self._advance_idle()
                     last_event = time.monotonic()
-                if now - last_poll >= min(1.0, self.keepalive / 2):
+                if now - last_poll >= poll_every:
                     last_poll = now
                     if await self._poll():
                         return True
