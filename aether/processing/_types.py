@@ -169,6 +169,21 @@ class ParkedEvent:
     parked_at: datetime
     retry_requested: bool = False
 
+    def to_json(self) -> dict[str, object]:
+        """A JSON-able dict of the fields (`parked_at` as RFC 3339 UTC)."""
+        return {
+            "processor": self.processor,
+            "segment": self.segment,
+            "position": self.position,
+            "actor_id": self.actor_id,
+            "version": self.version,
+            "event_type": self.event_type,
+            "error": self.error,
+            "attempts": self.attempts,
+            "parked_at": self.parked_at.isoformat().replace("+00:00", "Z"),
+            "retry_requested": self.retry_requested,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class SegmentStatus:

@@ -354,3 +354,17 @@ async def test_a_full_parked_list_stops_the_segment(store: EventStore) -> None:
     [durable] = await processor_status(store, "full")
     assert (durable.state, durable.parked, durable.stopped_at) == ("stopped", 2, st.stopped_at)
     assert durable.lag_events > 0 and durable.lag_seconds is not None
+
+
+async def test_parked_events_as_json(store: EventStore) -> None:
+    w = Workload(2)
+    await w.append(store, 2, unit=1)
+
+    async def handle(e: Event, ctx: Context) -> None:
+        raise KeyError("missing")
+
+    await runner(store, processor("js", handle), on_failure="park").drain()
+    [first, second] = [p.to_json() for p in await list_parked(store, "js")]
+    assert first["error"] == "KeyError: 'missing'" and first["attempts"] == FAST.attempts
+    assert str(first["parked_at"]).endswith("Z") and first["segment"] == "all"
+    assert second["position"] == (await added_positions(store))[1]
