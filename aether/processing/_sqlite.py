@@ -48,7 +48,8 @@ class SQLiteProjection:
     ``isolation_level=None``). `apply` is synchronous and runs on the event loop: keep it
     to SQL. Several nodes (processes) may share one database file: the transaction
     serializes them and the checkpoint makes a stale owner's late write a no-op.
-    `checkpoint(segment)` reads a checkpoint back; `close` closes a connection opened here.
+    `checkpoint(segment)` reads a checkpoint back, `forget_checkpoints` deletes them (to
+    rebuild after `aether.processing.reset`); `close` closes a connection opened here.
     """
 
     def __init__(
@@ -135,6 +136,19 @@ class SQLiteProjection:
             (self.name, segment),
         ).fetchone()
         return 0 if row is None else int(row[0])
+
+    def forget_checkpoints(self) -> None:
+        """Delete this projection's checkpoints (with `aether.processing.reset` to
+        rebuild the read model: clear your tables in the same breath)."""
+        conn = self.connection
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(f"DELETE FROM {self.table} WHERE processor = ?", (self.name,))
+            conn.execute(f"DELETE FROM {self.table}_parked WHERE processor = ?", (self.name,))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close the connection if this projection opened it."""

@@ -10,7 +10,13 @@ import pytest
 
 from aether.errors import ValidationError
 from aether.event import Event
-from aether.processing import ProcessorRunner, RetryPolicy, SQLiteProjection, retry_parked
+from aether.processing import (
+    ProcessorRunner,
+    RetryPolicy,
+    SQLiteProjection,
+    reset,
+    retry_parked,
+)
 from aether.store.base import EventStore
 from tests.processing.helpers import CrashingStore, Workload, direct_fold, eventually
 
@@ -63,6 +69,13 @@ async def test_exactly_once_across_a_crash(store: EventStore, tmp_path: Path, wh
     assert sorted(apply.applied) == positions  # each exactly once
     assert totals(proj) == await direct_fold(store)
     assert proj.checkpoint() == positions[-1]
+    # Rebuild: reset the processor, clear the read model and the projection's checkpoints.
+    await reset(store, "totals-db", to_position=0)
+    proj.connection.execute("DELETE FROM totals")
+    proj.forget_checkpoints()
+    assert proj.checkpoint() == 0
+    await ProcessorRunner(store, proj, idle_interval=0.05).drain()
+    assert totals(proj) == await direct_fold(store)
 
 
 async def test_a_failed_apply_rolls_back_and_a_parked_retry_applies_once(
