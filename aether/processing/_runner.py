@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from aether.errors import (
     ProcessorError,
@@ -19,6 +20,8 @@ from aether.errors import (
     ValidationError,
 )
 from aether.event import Event
+from aether.observability._metrics import metrics
+from aether.observability._tracing import live_tracer
 from aether.observability.processors import ProcessorStatsRecord, process_span
 from aether.store.base import EventStore, Tracking
 from aether.subjects import Slices, normalize_slices, slice_ranges
@@ -191,6 +194,8 @@ class ProcessorRunner:
         self._want = 0
         self._polls = 0
         self._last_error: str | None = None
+        self._metrics = metrics()
+        self._durations: dict[str, Any] = {}
         self.handled = 0
         """Events handled successfully since this runner started."""
         self.retried = 0
@@ -711,8 +716,11 @@ class ProcessorRunner:
                 redelivered_parked=redelivered,
             )
             try:
-                with process_span(e, self.name):
-                    await self.processor.handle(e, ctx)
+                if live_tracer() is not None:
+                    with process_span(e, self.name):
+                        await self.processor.handle(e, ctx)
+                else:
+                    await self._timed(e, ctx)
                 outputs = ctx.outputs
                 if outputs or done is not None:
                     target = self._done if redelivered else e.position
@@ -729,6 +737,23 @@ class ProcessorRunner:
                     if self._stopping:
                         raise _Halt() from None
         return error, n
+
+    async def _timed(self, e: Event, ctx: Context) -> None:
+        """The handler call without a span: only its duration, like `process_span`."""
+        start = time.perf_counter()
+        outcome = "ok"
+        try:
+            await self.processor.handle(e, ctx)
+        except BaseException as err:
+            outcome = "error" if isinstance(err, Exception) else "cancelled"
+            raise
+        finally:
+            child = self._durations.get(outcome)
+            if child is None and self._metrics is not None:
+                child = self._metrics.handler_duration.labels(self.name, outcome)
+                self._durations[outcome] = child
+            if child is not None:
+                child.observe(time.perf_counter() - start)
 
     async def _retry_parked(self) -> None:
         """Retry the parked entries asked for, in position order; an actor whose retry
