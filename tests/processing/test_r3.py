@@ -70,11 +70,13 @@ async def test_paused_and_restarted_servers(nats_cluster: NatsCluster, tmp_path:
 
         await append(200)
         server = nats_cluster.servers[1]
-        server.pause()
+        server.pause()  # for 3 s, whoever is connected to it (the writer may be)
+        resume = asyncio.get_running_loop().call_later(3.0, server.resume)
         try:
             await append(200)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(3.0)
         finally:
+            resume.cancel()
             server.resume()
         await append(100)
         await asyncio.to_thread(nats_cluster.servers[2].restart)
