@@ -13,6 +13,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
+from aether.config import Settings
 from aether.errors import NatsUnavailableError, ValidationError
 from aether_cli.commands.cluster_common import duration_option, require_nats
 from aether_cli.context import EXIT_USAGE, cli_state, fail, out, print_json, run, settings_or_fail
@@ -55,11 +56,34 @@ def node_run(
     metrics_addr: Annotated[
         str | None, typer.Option("--metrics-addr", help="Serve Prometheus /metrics at HOST:PORT.")
     ] = None,
+    processor: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--processor",
+            metavar="MODULE:ATTR",
+            help="Run this processor on the node's shards (repeatable); imported from the "
+            "current directory or PYTHONPATH.",
+        ),
+    ] = None,
+    relay: Annotated[
+        bool,
+        typer.Option(
+            "--relay", help="Publish every appended event onto the NATS bus (at-least-once)."
+        ),
+    ] = False,
 ) -> None:
     """Join the namespace's cluster and run until SIGINT/SIGTERM; then release the shards,
-    resign leadership, deregister and exit 0. Without a NATS server: exit 5."""
+    resign leadership, deregister and exit 0. Without a NATS server: exit 5.
+
+    With --processor (and --relay) the node runs those processors on the shards it owns,
+    from their durable checkpoints; a hand-over finishes the event in flight and persists
+    the checkpoint before the shard moves."""
     settings = settings_or_fail(ctx)
     require_nats(settings)
+    from aether_cli.commands.processors import check_unique_names, load_processor
+
+    hosted = [load_processor(spec) for spec in processor or []]
+    check_unique_names(hosted)
     hb = duration_option(heartbeat, "--heartbeat")
     ls = duration_option(lease, "--lease")
     ttl = duration_option(node_ttl, "--node-ttl")
@@ -92,44 +116,118 @@ def node_run(
             loop.add_signal_handler(sig, stop.set)
         from aether.observability import observe_node
 
-        obs = observe_node(node, metrics_addr=metrics_addr, json_logs=as_json)
-        await node.start()
-        emit.event(
-            "joined",
-            namespace=node.namespace,
-            shard_count=node.shard_count,
-            heartbeat=node.heartbeat,
-            lease=node.lease,
-            node_ttl=node.node_ttl,
-        )
-
-        def check_connection() -> None:
-            if node.connection_closed:
-                emit.event("connection-lost")
-                raise NatsUnavailableError(
-                    f"node {node.node_id}: lost NATS for good (reconnect attempts exhausted)"
-                )
-
-        try:
-            if as_json or not out.is_terminal:
-                while not stop.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), 0.5)
-                    check_connection()
-            else:
-                with Live(_view(node), console=out, refresh_per_second=4, transient=True) as live:
-                    while not stop.is_set():
-                        live.update(_view(node))
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), min(node.heartbeat, 1.0))
-                        check_connection()
-        finally:
-            emit.event("stopping")
-            await node.stop()
-            obs.close()
-            emit.event("stopped")
+        async with _Hosting(settings, node, hosted, relay) as host:
+            obs = observe_node(
+                node, metrics_addr=metrics_addr, json_logs=as_json, processors=host.stats_source
+            )
+            try:
+                await _serve(node, host, stop, emit, as_json)
+            finally:
+                obs.close()
+                emit.event("stopped")
 
     run(ctx, body)
+
+
+async def _serve(
+    node: ClusterNode, host: _Hosting, stop: asyncio.Event, emit: _Emitter, as_json: bool
+) -> None:
+    """Start the node, run until `stop`, then stop it gracefully (shards released first)."""
+    await host.start()
+    await node.start()
+    emit.event(
+        "joined",
+        namespace=node.namespace,
+        shard_count=node.shard_count,
+        heartbeat=node.heartbeat,
+        lease=node.lease,
+        node_ttl=node.node_ttl,
+    )
+
+    def check_connection() -> None:
+        if node.connection_closed:
+            emit.event("connection-lost")
+            raise NatsUnavailableError(
+                f"node {node.node_id}: lost NATS for good (reconnect attempts exhausted)"
+            )
+
+    try:
+        if as_json or not out.is_terminal:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+                check_connection()
+        else:
+            with Live(_view(node), console=out, refresh_per_second=4, transient=True) as live:
+                while not stop.is_set():
+                    live.update(_view(node))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), min(node.heartbeat, 1.0))
+                    check_connection()
+    finally:
+        emit.event("stopping")
+        await node.stop()  # releases every shard: the processors checkpoint first
+
+
+class _Hosting:
+    """The processors a node hosts: their store, the relay's bus, the `ProcessorHost`.
+
+    Without processors it opens nothing. Opened before the node starts (the host listens
+    to its shards from the first map), closed after the node stopped.
+    """
+
+    def __init__(
+        self, settings: Settings, node: ClusterNode, processors: list[Any], relay: bool
+    ) -> None:
+        self.settings = settings
+        self.node = node
+        self.processors = list(processors)
+        self.relay = relay
+        self.host: Any = None
+        self._store: Any = None
+        self._bus: Any = None
+
+    @property
+    def stats_source(self) -> Any:
+        """What the metrics read the processors' stats from (None: no processors)."""
+        return self.host
+
+    async def __aenter__(self) -> _Hosting:
+        if not self.processors and not self.relay:
+            return self
+        from aether.processing import ProcessorHost
+        from aether.store import open_store
+
+        try:
+            self._store = await open_store(self.settings)
+            if self.relay:
+                from aether.bus.nats import NatsEventBus
+                from aether.processing.relay import Relay
+
+                self._bus = await NatsEventBus.open(self.settings)
+                self.processors.append(Relay(self._bus, self.settings.namespace))
+            self.host = ProcessorHost(self._store, self.processors, node=self.node)
+            self.node.add_listener(self.host)
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def start(self) -> None:
+        """Start the host (its runners start as the node acquires shards)."""
+        if self.host is not None:
+            await self.host.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.host is not None:
+            await self.host.stop()
+            self.host = None
+        if self._bus is not None:
+            await self._bus.close()
+            self._bus = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
 
 
 class _Emitter:
