@@ -26,6 +26,10 @@
     ├── StoreClosedError              the store was closed
     ├── TrackingConflictError         a tracking record moved on: the writer was fenced
     ├── SubscriptionOverflowError     a bus subscription with Overflow.ERROR fell behind
+    ├── ProcessorError                a processor cannot do what was asked
+    │   ├── ProcessorRunningError     refused while a runner owns the processor (reset)
+    │   ├── ProcessorStoppedError     a runner was stopped or fenced (another owner claimed)
+    │   └── ProcessorTimeoutError     wait_for: not processed in time (also a TimeoutError)
     └── ClusterError                  cluster operation failed
         └── StaleTermError            a fenced write carried a term no longer current
 
@@ -238,6 +242,42 @@ class TrackingConflictError(AetherError):
 
 class SubscriptionOverflowError(AetherError):
     """A bus subscription with `Overflow.ERROR` could not keep up."""
+
+
+class ProcessorError(AetherError):
+    """A processor operation failed (see the subclasses)."""
+
+
+class ProcessorRunningError(ProcessorError):
+    """Refused while a live runner owns the processor's segment (`processor`, `segment`,
+    `owner`): stop it first (e.g. stop the nodes hosting it)."""
+
+    def __init__(self, processor: str, segment: str, owner: str | None) -> None:
+        self.processor = processor
+        self.segment = segment
+        self.owner = owner
+        by = f" by {owner}" if owner else ""
+        super().__init__(f"processor {processor!r} segment {segment} is running{by}")
+
+
+class ProcessorStoppedError(ProcessorError):
+    """The runner was stopped, or fenced: another owner claimed its segment."""
+
+
+class ProcessorTimeoutError(ProcessorError, TimeoutError):
+    """`wait_for` gave up: the processor had not processed through `position` in time."""
+
+    retriable = True
+
+    def __init__(self, processor: str, position: int, timeout: float, reached: int) -> None:
+        self.processor = processor
+        self.position = position
+        self.timeout = timeout
+        self.reached = reached
+        super().__init__(
+            f"processor {processor!r} did not reach position {position} within {timeout:g}s "
+            f"(it is at {reached})"
+        )
 
 
 class ClusterError(AetherError):

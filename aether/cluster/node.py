@@ -41,7 +41,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from nats.aio.client import Client as NATS
 
@@ -63,6 +63,10 @@ from aether.config import Settings
 from aether.connect import connect
 from aether.errors import ClusterError, StaleTermError, ValidationError
 from aether.subjects import validate_node_id
+
+if TYPE_CHECKING:
+    from aether.processing import Policy, Processor, ProcessorHost, RetryPolicy
+    from aether.store.base import EventStore
 
 log = logging.getLogger("aether.cluster")
 
@@ -103,6 +107,10 @@ class ClusterNode:
     ``on_acquired``/``on_released`` get a frozenset of shard numbers,
     ``on_elected``/``on_demoted`` the term. `listeners` (or `add_listener`) are further
     `ShardListener` objects told after the callbacks.
+
+    `processors` (`aether.processing`) run on the shards the node owns, one segment per
+    shard, over `store` (default: the store `settings` select, opened at `start` and
+    closed at `stop`); `processor_host` is their `ProcessorHost` (a listener).
     """
 
     def __init__(
@@ -121,6 +129,10 @@ class ClusterNode:
         node_ttl: float | None = None,
         weight: float = 1.0,
         nc: NATS | None = None,
+        processors: Iterable[Processor] = (),
+        store: EventStore | None = None,
+        processor_retry: RetryPolicy | None = None,
+        processor_on_failure: Policy = "stop",
     ) -> None:
         self.settings = settings if settings is not None else Settings.load()
         c = self.settings.cluster
@@ -157,6 +169,21 @@ class ClusterNode:
         self._listeners: list[ShardListener] = []
         for listener in listeners:
             self.add_listener(listener)
+        self._processor_store = store
+        self._own_processor_store = False
+        self.processor_host: ProcessorHost | None = None
+        procs = list(processors) if not isinstance(processors, str | bytes) else [processors]
+        if procs:
+            from aether.processing import ProcessorHost, RetryPolicy
+
+            self.processor_host = ProcessorHost(
+                store,
+                procs,
+                node=self,
+                retry=processor_retry if processor_retry is not None else RetryPolicy(),
+                on_failure=processor_on_failure,
+            )
+            self.add_listener(self.processor_host)
         self._user_on_elected = on_elected
         self._user_on_demoted = on_demoted
         self.instance = uuid.uuid4().hex
@@ -301,6 +328,14 @@ class ClusterNode:
         return self
 
     async def _start(self) -> None:
+        if self.processor_host is not None and self._processor_store is None:
+            from aether.store import open_store
+
+            self._processor_store = await open_store(self.settings)
+            self._own_processor_store = True
+            self.processor_host.store = self._processor_store
+        if self.processor_host is not None:
+            await self.processor_host.start()
         if self._nc is None:
             self._nc = await connect(self.settings)
         timeout = max(1.0, min(5.0, self.lease))
@@ -378,6 +413,9 @@ class ClusterNode:
         with contextlib.suppress(Exception):
             await bounded(self._apply(), max(self.lease, 5.0))
         await self._cancel_tasks()
+        if self.processor_host is not None:
+            with contextlib.suppress(Exception):
+                await self.processor_host.stop()
         if membership is not None:
             with contextlib.suppress(Exception):
                 await bounded(membership.deregister(), max(1.0, self.lease))
@@ -393,6 +431,8 @@ class ClusterNode:
         if self._election is not None:
             self._election.stop()
         await self._cancel_tasks()
+        if self.processor_host is not None:
+            await self.processor_host.abort()
         await self._close()
 
     async def _cancel_tasks(self, keep_heartbeat: bool = False) -> None:
@@ -416,6 +456,10 @@ class ClusterNode:
         if self._view is not None:
             with contextlib.suppress(Exception):
                 await bounded(self._view.stop(), 2.0)
+        if self._own_processor_store and self._processor_store is not None:
+            store, self._processor_store = self._processor_store, None
+            with contextlib.suppress(Exception):
+                await bounded(store.close(), 5.0)
         if self._own_nc and self._nc is not None:
             nc, self._nc = self._nc, None
             with contextlib.suppress(Exception):
