@@ -75,10 +75,11 @@ async def raw_consume(
         ack_policy=api.AckPolicy.ALL,
         deliver_policy=api.DeliverPolicy.ALL,
         max_ack_pending=BATCH * 4,
-        **(
-            {"filter_subject": filters[0]} if len(filters) == 1 else {"filter_subjects": filters}  # type: ignore[arg-type]
-        ),
     )
+    if len(filters) == 1:
+        cfg.filter_subject = filters[0]
+    else:
+        cfg.filter_subjects = filters
     await js.add_consumer(stream, cfg)
     psub = await js.pull_subscribe_bind(durable, stream=stream)
     conn = open_db(db) if db is not None else None

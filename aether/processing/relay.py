@@ -23,6 +23,7 @@ from typing import Any
 from aether.bus.base import EventBus
 from aether.errors import ValidationError
 from aether.event import Event
+from aether.processing._types import validate_processor_name
 from aether.subjects import validate_namespace
 
 DEFAULT_RELAY_NAME = "aether-relay"
@@ -44,8 +45,7 @@ class Relay:
         name: str = DEFAULT_RELAY_NAME,
         event_types: Collection[str] | None = None,
     ) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValidationError("name", "must be a non-empty string")
+        validate_processor_name(name)
         if not callable(getattr(bus, "publish", None)):
             raise ValidationError("bus", "must be an EventBus (with publish)")
         self.bus = bus

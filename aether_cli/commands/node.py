@@ -13,7 +13,6 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from aether.config import Settings
 from aether.errors import NatsUnavailableError, ValidationError
 from aether_cli.commands.cluster_common import duration_option, require_nats
 from aether_cli.context import EXIT_USAGE, cli_state, fail, out, print_json, run, settings_or_fail
@@ -91,23 +90,30 @@ def node_run(
     emit = _Emitter(as_json)
     from aether.cluster import ClusterNode  # nats-py loads only when a node runs
 
-    try:
-        node = ClusterNode(
-            settings,
-            node_id,
-            shard_count=shards,
-            heartbeat=hb,
-            lease=ls,
-            node_ttl=ttl,
-            weight=weight,
-            on_acquired=lambda s: emit.event("acquired", shards=sorted(s)),
-            on_released=lambda s: emit.event("released", shards=sorted(s)),
-            on_elected=lambda t: emit.event("elected", term=t),
-            on_demoted=lambda t: emit.event("demoted", term=t),
-        )
-    except ValidationError as e:
-        fail(str(e), EXIT_USAGE)
-    emit.node = node
+    def build(processors: list[Any]) -> ClusterNode:
+        try:
+            node = ClusterNode(
+                settings,
+                node_id,
+                shard_count=shards,
+                heartbeat=hb,
+                lease=ls,
+                node_ttl=ttl,
+                weight=weight,
+                on_acquired=lambda s: emit.event("acquired", shards=sorted(s)),
+                on_released=lambda s: emit.event("released", shards=sorted(s)),
+                on_elected=lambda t: emit.event("elected", term=t),
+                on_demoted=lambda t: emit.event("demoted", term=t),
+                processors=processors,
+            )
+        except ValidationError as e:
+            fail(str(e), EXIT_USAGE)
+        emit.node = node
+        return node
+
+    # Without --relay the options are checked before anything connects; the relay's bus
+    # must be open before its node is built.
+    first = None if relay else build(hosted)
 
     async def body() -> None:
         stop = asyncio.Event()
@@ -116,24 +122,36 @@ def node_run(
             loop.add_signal_handler(sig, stop.set)
         from aether.observability import observe_node
 
-        async with _Hosting(settings, node, hosted, relay) as host:
+        bus: Any = None
+        try:
+            node = first
+            if node is None:
+                from aether.bus.nats import NatsEventBus
+                from aether.processing.relay import Relay
+
+                bus = await NatsEventBus.open(settings)
+                node = build([*hosted, Relay(bus, settings.namespace)])
             obs = observe_node(
-                node, metrics_addr=metrics_addr, json_logs=as_json, processors=host.stats_source
+                node,
+                metrics_addr=metrics_addr,
+                json_logs=as_json,
+                processors=node.processor_host,
             )
             try:
-                await _serve(node, host, stop, emit, as_json)
+                await _serve(node, stop, emit, as_json)
             finally:
                 obs.close()
                 emit.event("stopped")
+        finally:
+            if bus is not None:
+                await bus.close()
 
     run(ctx, body)
 
 
-async def _serve(
-    node: ClusterNode, host: _Hosting, stop: asyncio.Event, emit: _Emitter, as_json: bool
-) -> None:
-    """Start the node, run until `stop`, then stop it gracefully (shards released first)."""
-    await host.start()
+async def _serve(node: ClusterNode, stop: asyncio.Event, emit: _Emitter, as_json: bool) -> None:
+    """Start the node, run until `stop`, then stop it gracefully: its processors finish
+    the event in flight and persist their checkpoints before the shards are released."""
     await node.start()
     emit.event(
         "joined",
@@ -167,67 +185,6 @@ async def _serve(
     finally:
         emit.event("stopping")
         await node.stop()  # releases every shard: the processors checkpoint first
-
-
-class _Hosting:
-    """The processors a node hosts: their store, the relay's bus, the `ProcessorHost`.
-
-    Without processors it opens nothing. Opened before the node starts (the host listens
-    to its shards from the first map), closed after the node stopped.
-    """
-
-    def __init__(
-        self, settings: Settings, node: ClusterNode, processors: list[Any], relay: bool
-    ) -> None:
-        self.settings = settings
-        self.node = node
-        self.processors = list(processors)
-        self.relay = relay
-        self.host: Any = None
-        self._store: Any = None
-        self._bus: Any = None
-
-    @property
-    def stats_source(self) -> Any:
-        """What the metrics read the processors' stats from (None: no processors)."""
-        return self.host
-
-    async def __aenter__(self) -> _Hosting:
-        if not self.processors and not self.relay:
-            return self
-        from aether.processing import ProcessorHost
-        from aether.store import open_store
-
-        try:
-            self._store = await open_store(self.settings)
-            if self.relay:
-                from aether.bus.nats import NatsEventBus
-                from aether.processing.relay import Relay
-
-                self._bus = await NatsEventBus.open(self.settings)
-                self.processors.append(Relay(self._bus, self.settings.namespace))
-            self.host = ProcessorHost(self._store, self.processors, node=self.node)
-            self.node.add_listener(self.host)
-        except BaseException:
-            await self.__aexit__()
-            raise
-        return self
-
-    async def start(self) -> None:
-        """Start the host (its runners start as the node acquires shards)."""
-        if self.host is not None:
-            await self.host.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.host is not None:
-            await self.host.stop()
-            self.host = None
-        if self._bus is not None:
-            await self._bus.close()
-            self._bus = None
-        if self._store is not None:
-            await self._store.close()
-            self._store = None
 
 
 class _Emitter:

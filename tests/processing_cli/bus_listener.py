@@ -25,7 +25,7 @@ async def main(url: str, namespace: str, outfile: str) -> int:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     sub = await bus.subscribe(namespace)
     print("ready", flush=True)
-    with open(outfile, "a", encoding="utf-8") as out:
+    with open(outfile, "a", encoding="utf-8") as out:  # noqa: ASYNC230  (before any event)
 
         async def consume() -> None:
             async for e in sub:
