@@ -92,10 +92,12 @@ def nodes(logdir: Path) -> Iterator[Callable[..., Node]]:
     """Start nodes with the returned function; every one still running is killed after."""
     started: list[Node] = []
 
-    def start(url: str, namespace: str, name: str, *options: str, shards: int = 8) -> Node:
+    def start(
+        url: str, namespace: str, name: str, *options: str, shards: int = 8, **extra: str
+    ) -> Node:
         args = ["-s", url, "-n", namespace, "node", "run", "--node-id", name]
         args += ["--shards", str(shards), *FAST, "--json", *options]
-        node = Node(args, logdir, name)
+        node = Node(args, logdir, name, **extra)
         started.append(node)
         return node
 
