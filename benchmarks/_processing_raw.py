@@ -25,7 +25,7 @@ from nats.js import api
 
 from aether.subjects import slice_filters, stream_name
 
-BATCH = 256
+BATCH = 500
 """Messages per fetch (and per ack)."""
 
 PROJECTION_SCHEMA = (

@@ -65,7 +65,7 @@ class Sizes:
     rate: float  # events/s appended during hand-over and crash runs
 
 
-QUICK = Sizes(events=20_000, trials=2, handover_runs=2, rate=400.0)
+QUICK = Sizes(events=10_000, trials=2, handover_runs=2, rate=400.0)
 FULL = Sizes(events=100_000, trials=3, handover_runs=5, rate=1_000.0)
 
 
@@ -85,7 +85,7 @@ def make_event(i: int, versions: dict[str, int]) -> Event:
 
 
 async def fill(url: str, namespace: str, n: int) -> int:
-    """Append `n` events to `namespace` (units of one actor's 10 events, 32 in flight)."""
+    """Append `n` events to `namespace` (units of up to 100 of one actor's events)."""
     store = await open_store(settings_for(url, namespace))
     try:
         versions: dict[str, int] = {}
@@ -93,23 +93,14 @@ async def fill(url: str, namespace: str, n: int) -> int:
         by_actor: dict[str, list[Event]] = {}
         for e in events:
             by_actor.setdefault(e.actor_id, []).append(e)
-        units = [evs[i : i + 10] for evs in by_actor.values() for i in range(0, len(evs), 10)]
-        sem = asyncio.Semaphore(32)
+        sem = asyncio.Semaphore(64)
 
-        async def one(unit: list[Event]) -> None:
-            async with sem:
-                await store.save_events(unit)
+        async def chain(evs: list[Event]) -> None:
+            for i in range(0, len(evs), 100):  # an actor's units in order
+                async with sem:
+                    await store.save_events(evs[i : i + 100])
 
-        # each actor's units in order: the next unit of an actor waits for the previous
-        chains: dict[str, list[list[Event]]] = {}
-        for u in units:
-            chains.setdefault(u[0].actor_id, []).append(u)
-
-        async def chain(us: list[list[Event]]) -> None:
-            for u in us:
-                await one(u)
-
-        await asyncio.gather(*(chain(us) for us in chains.values()))
+        await asyncio.gather(*(chain(evs) for evs in by_actor.values()))
         return await store.last_position()
     finally:
         await store.close()
