@@ -122,12 +122,12 @@ async def aether_run(
     parts: list[frozenset[int] | None] = list(thirds(nodes)) if nodes > 1 else [None]
     stores = [await open_store(settings_for(url, namespace)) for _ in parts]
     runners = []
+    conns = []
     for i, (store, part) in enumerate(zip(stores, parts, strict=True)):
         if db_dir is not None:
-            db = db_dir / f"aether-{name}-{i}.db"
-            conn = open_db(db)
-            conn.close()
-            proc: Any = SQLiteProjection(name, db, _apply)
+            # the same database settings as the raw side's (WAL, synchronous=NORMAL)
+            conns.append(open_db(db_dir / f"aether-{name}-{i}.db"))
+            proc: Any = SQLiteProjection(name, conns[-1], _apply)
         else:
             proc = processor(name, _noop)
         runners.append(
@@ -142,6 +142,8 @@ async def aether_run(
             await r.stop()
         for s in stores:
             await s.close()
+        for c in conns:
+            c.close()
 
 
 async def throughput(url: str, sizes: Sizes, tmp: Path) -> dict[str, Any]:

@@ -57,7 +57,9 @@ def fold(totals: dict[str, tuple[int, int]], event: Event) -> dict[str, tuple[in
 def totals(database: str | Path) -> dict[str, tuple[int, int]]:
     """The read model: customer -> (orders, total in cents)."""
     with sqlite3.connect(database) as db:
-        rows = db.execute("SELECT customer, orders, total_cents FROM order_totals").fetchall()
+        rows = db.execute(
+            "SELECT customer, orders, total_cents FROM order_totals ORDER BY customer"
+        ).fetchall()
     return {customer: (orders, cents) for customer, orders, cents in rows}
 
 
