@@ -69,8 +69,9 @@ def test_processor_metrics_follow_the_appends(nats_server: NatsServer, tmp_path:
             shards=SHARDS, ORDER_TOTALS_DB=str(tmp_path / "totals.db"),
         )  # fmt: skip
         wait_for(
-            lambda: len(per_shard(try_scrape(url), "aether_processor_checkpoint_position"))
-            == SHARDS,
+            lambda: (
+                len(per_shard(try_scrape(url), "aether_processor_checkpoint_position")) == SHARDS
+            ),
             what="a checkpoint gauge per shard",
         )
         before = try_scrape(url)
