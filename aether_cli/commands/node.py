@@ -55,11 +55,34 @@ def node_run(
     metrics_addr: Annotated[
         str | None, typer.Option("--metrics-addr", help="Serve Prometheus /metrics at HOST:PORT.")
     ] = None,
+    processor: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--processor",
+            metavar="MODULE:ATTR",
+            help="Run this processor on the node's shards (repeatable); imported from the "
+            "current directory or PYTHONPATH.",
+        ),
+    ] = None,
+    relay: Annotated[
+        bool,
+        typer.Option(
+            "--relay", help="Publish every appended event onto the NATS bus (at-least-once)."
+        ),
+    ] = False,
 ) -> None:
     """Join the namespace's cluster and run until SIGINT/SIGTERM; then release the shards,
-    resign leadership, deregister and exit 0. Without a NATS server: exit 5."""
+    resign leadership, deregister and exit 0. Without a NATS server: exit 5.
+
+    With --processor (and --relay) the node runs those processors on the shards it owns,
+    from their durable checkpoints; a hand-over finishes the event in flight and persists
+    the checkpoint before the shard moves."""
     settings = settings_or_fail(ctx)
     require_nats(settings)
+    from aether_cli.commands.processors import check_unique_names, load_processor
+
+    hosted = [load_processor(spec) for spec in processor or []]
+    check_unique_names(hosted)
     hb = duration_option(heartbeat, "--heartbeat")
     ls = duration_option(lease, "--lease")
     ttl = duration_option(node_ttl, "--node-ttl")
@@ -67,23 +90,30 @@ def node_run(
     emit = _Emitter(as_json)
     from aether.cluster import ClusterNode  # nats-py loads only when a node runs
 
-    try:
-        node = ClusterNode(
-            settings,
-            node_id,
-            shard_count=shards,
-            heartbeat=hb,
-            lease=ls,
-            node_ttl=ttl,
-            weight=weight,
-            on_acquired=lambda s: emit.event("acquired", shards=sorted(s)),
-            on_released=lambda s: emit.event("released", shards=sorted(s)),
-            on_elected=lambda t: emit.event("elected", term=t),
-            on_demoted=lambda t: emit.event("demoted", term=t),
-        )
-    except ValidationError as e:
-        fail(str(e), EXIT_USAGE)
-    emit.node = node
+    def build(processors: list[Any]) -> ClusterNode:
+        try:
+            node = ClusterNode(
+                settings,
+                node_id,
+                shard_count=shards,
+                heartbeat=hb,
+                lease=ls,
+                node_ttl=ttl,
+                weight=weight,
+                on_acquired=lambda s: emit.event("acquired", shards=sorted(s)),
+                on_released=lambda s: emit.event("released", shards=sorted(s)),
+                on_elected=lambda t: emit.event("elected", term=t),
+                on_demoted=lambda t: emit.event("demoted", term=t),
+                processors=processors,
+            )
+        except ValidationError as e:
+            fail(str(e), EXIT_USAGE)
+        emit.node = node
+        return node
+
+    # Without --relay the options are checked before anything connects; the relay's bus
+    # must be open before its node is built.
+    first = None if relay else build(hosted)
 
     async def body() -> None:
         stop = asyncio.Event()
@@ -92,44 +122,69 @@ def node_run(
             loop.add_signal_handler(sig, stop.set)
         from aether.observability import observe_node
 
-        obs = observe_node(node, metrics_addr=metrics_addr, json_logs=as_json)
-        await node.start()
-        emit.event(
-            "joined",
-            namespace=node.namespace,
-            shard_count=node.shard_count,
-            heartbeat=node.heartbeat,
-            lease=node.lease,
-            node_ttl=node.node_ttl,
-        )
-
-        def check_connection() -> None:
-            if node.connection_closed:
-                emit.event("connection-lost")
-                raise NatsUnavailableError(
-                    f"node {node.node_id}: lost NATS for good (reconnect attempts exhausted)"
-                )
-
+        bus: Any = None
         try:
-            if as_json or not out.is_terminal:
-                while not stop.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), 0.5)
-                    check_connection()
-            else:
-                with Live(_view(node), console=out, refresh_per_second=4, transient=True) as live:
-                    while not stop.is_set():
-                        live.update(_view(node))
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), min(node.heartbeat, 1.0))
-                        check_connection()
+            node = first
+            if node is None:
+                from aether.bus.nats import NatsEventBus
+                from aether.processing.relay import Relay
+
+                bus = await NatsEventBus.open(settings)
+                node = build([*hosted, Relay(bus, settings.namespace)])
+            obs = observe_node(
+                node,
+                metrics_addr=metrics_addr,
+                json_logs=as_json,
+                processors=node.processor_host,
+            )
+            try:
+                await _serve(node, stop, emit, as_json)
+            finally:
+                obs.close()
+                emit.event("stopped")
         finally:
-            emit.event("stopping")
-            await node.stop()
-            obs.close()
-            emit.event("stopped")
+            if bus is not None:
+                await bus.close()
 
     run(ctx, body)
+
+
+async def _serve(node: ClusterNode, stop: asyncio.Event, emit: _Emitter, as_json: bool) -> None:
+    """Start the node, run until `stop`, then stop it gracefully: its processors finish
+    the event in flight and persist their checkpoints before the shards are released."""
+    await node.start()
+    emit.event(
+        "joined",
+        namespace=node.namespace,
+        shard_count=node.shard_count,
+        heartbeat=node.heartbeat,
+        lease=node.lease,
+        node_ttl=node.node_ttl,
+    )
+
+    def check_connection() -> None:
+        if node.connection_closed:
+            emit.event("connection-lost")
+            raise NatsUnavailableError(
+                f"node {node.node_id}: lost NATS for good (reconnect attempts exhausted)"
+            )
+
+    try:
+        if as_json or not out.is_terminal:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+                check_connection()
+        else:
+            with Live(_view(node), console=out, refresh_per_second=4, transient=True) as live:
+                while not stop.is_set():
+                    live.update(_view(node))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), min(node.heartbeat, 1.0))
+                    check_connection()
+    finally:
+        emit.event("stopping")
+        await node.stop()  # releases every shard: the processors checkpoint first
 
 
 class _Emitter:
