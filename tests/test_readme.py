@@ -257,6 +257,7 @@ def test_cli_guide_first_commands_run_as_printed(tmp_path: Path) -> None:
         if comment.strip().startswith("{"):
             assert orjson.loads(proc.stdout) == orjson.loads(comment.strip())
 
+
 def test_processor_examples_run_and_print_what_the_readme_shows(tmp_path: Path) -> None:
     """The Processors section's two examples (projection, reactor), as printed: run with
     the repository on the path, as from a clean clone's root (files land in tmp_path)."""

@@ -35,7 +35,8 @@ from datetime import UTC, datetime
 import orjson
 from nats.errors import Error as NatsError
 
-from aether.cluster._kv import CasConflictError, ClusterBucket, KvEntry, bounded
+from aether._nats.errors import CasConflictError
+from aether.cluster._kv import ClusterBucket, KvEntry, bounded
 from aether.errors import ClusterError, OutcomeUnknownError, StaleTermError, TransientError
 
 log = logging.getLogger("aether.cluster")

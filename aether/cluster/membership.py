@@ -23,7 +23,8 @@ from importlib import metadata
 
 import orjson
 
-from aether.cluster._kv import CasConflictError, ClusterBucket, KvEntry
+from aether._nats.errors import CasConflictError
+from aether.cluster._kv import ClusterBucket, KvEntry
 from aether.errors import ClusterError
 from aether.subjects import validate_node_id
 

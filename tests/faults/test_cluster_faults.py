@@ -26,8 +26,8 @@ import nats
 from nats.aio.client import Client
 
 from aether.cluster import ClusterNode
-from aether.cluster.defaults import REPLICATED_LEASE
 from aether.cluster._kv import KvEntry
+from aether.cluster.defaults import REPLICATED_LEASE
 from aether.cluster.shards import decode_shard_map
 from aether.cluster.status import SHARDMAP_KEY
 from aether.subjects import cluster_bucket
