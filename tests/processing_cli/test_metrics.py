@@ -86,11 +86,15 @@ def test_processor_metrics_follow_the_appends(nats_server: NatsServer, tmp_path:
             nonlocal samples
             samples = try_scrape(url)
             handled = per_shard(samples, "aether_processor_handled_events_total")
-            return sum(handled.values()) == 100 and all(
-                v == 0 for v in per_shard(samples, "aether_processor_lag_events").values()
+            checkpoints = per_shard(samples, "aether_processor_checkpoint_position")
+            # the checkpoint gauge follows the committed checkpoint (batched commits)
+            return (
+                sum(handled.values()) == 100
+                and all(v == 0 for v in per_shard(samples, "aether_processor_lag_events").values())
+                and max(checkpoints.values(), default=0) >= last
             )
 
-        wait_for(caught_up, what="100 events handled, no lag")
+        wait_for(caught_up, what="100 events handled and checkpointed, no lag")
         checkpoints = per_shard(samples, "aether_processor_checkpoint_position")
         assert set(checkpoints) == {str(s) for s in range(SHARDS)}
         # the last event's shard is checkpointed at it (or past: positions of other
