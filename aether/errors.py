@@ -265,9 +265,10 @@ class ProcessorStoppedError(ProcessorError):
 
 
 class ProcessorTimeoutError(ProcessorError, TimeoutError):
-    """`wait_for` gave up: the processor had not processed through `position` in time."""
+    """`wait_for` gave up: the processor had not processed through `position` in time.
 
-    retriable = True
+    Not a `TransientError`: waiting again may help, but nothing about the call failed.
+    """
 
     def __init__(self, processor: str, position: int, timeout: float, reached: int) -> None:
         self.processor = processor

@@ -140,8 +140,7 @@ class ClusterBucket:
         if info is None:
             if not create:
                 raise AetherNotFoundError(
-                    f"no cluster in namespace {namespace!r} (bucket {bucket.name} does not "
-                    "exist; start a node with `aether node run`)"
+                    f"no cluster in namespace {namespace!r} (bucket {bucket.name} does not exist)"
                 ) from None
             await bucket._create(replicas)
             return bucket
