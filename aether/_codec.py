@@ -126,10 +126,9 @@ def encode_event(event: Event, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> byte
             except TypeError:  # orjson.JSONEncodeError: let the checked path name it
                 pass
             else:
-                if b"null" not in payload:  # else a NaN or an infinity may have become null
-                    if len(payload) > max_bytes:
-                        raise EventTooLargeError("event", len(payload), max_bytes)
-                    return payload
+                if len(payload) > max_bytes:
+                    raise EventTooLargeError("event", len(payload), max_bytes)
+                return payload
     return _encode_checked(event, max_bytes)
 
 

@@ -7,8 +7,9 @@ holds at most `MAX_VALUES` values in all (shared sub-containers count each time 
 appear, which is how they are encoded). Integers beyond 64 bits and strings that are
 not valid UTF-8 are refused by the encoder (orjson), which names the top-level field.
 
-`shape_ok` is the encoder's hot path (a bool, no paths built); `check_value` names the first
-problem in iteration order as an `InvalidEventError` with a path such as ``data.a.b[1]``.
+`shape_ok` is the hot path of the encoder and of the local bus (a bool, no paths
+built); `check_value` names the first problem in iteration order as an
+`InvalidEventError` with a path such as ``data.a.b[1]``.
 Both walk an explicit stack, so a deeply nested or cyclic value cannot exhaust Python's
 recursion limit.
 """
@@ -28,18 +29,22 @@ MAX_VALUES: Final = 1_000_000
 
 
 def shape_ok(root: dict[str, object]) -> bool:
-    """True when every value in `root` (a dict) is of a JSON type and the containers nest
-    at most `MAX_DEPTH` deep and hold at most `MAX_VALUES` values; False means "ask
-    `check_value`". The encoder's hot path: it leaves the rules orjson enforces itself
-    (str keys, 64-bit integers, valid UTF-8) to orjson, and NaN and infinities to a scan
-    of the output (orjson writes them as ``null``)."""
+    """True when every value in `root` (a dict) is of a JSON type, every float finite, and
+    the containers nest at most `MAX_DEPTH` deep and hold at most `MAX_VALUES` values;
+    False means "ask `check_value`". It leaves the rules orjson enforces itself (str keys,
+    64-bit integers, valid UTF-8) to orjson."""
     # Explicit loops with the scalar cases first and inline: by instruction count this
     # beats set(map(type, ...)) tricks. Flat data, the common case, allocates nothing.
     below: list[Any] | None = None
+    x: Any
     for x in root.values():
         t = type(x)
-        if t is str or t is int or t is float or t is bool or x is None:
+        if t is str or t is int or t is bool or x is None:
             continue
+        if t is float:
+            if x - x == 0.0:
+                continue
+            return False
         if t is dict or t is list:
             if below is None:
                 below = []
@@ -61,8 +66,12 @@ def _levels_ok(level: list[Any]) -> bool:
             seen += len(items)
             for x in items:
                 t = type(x)
-                if t is str or t is int or t is float or t is bool or x is None:
+                if t is str or t is int or t is bool or x is None:
                     continue
+                if t is float:
+                    if x - x == 0.0:
+                        continue
+                    return False
                 if t is dict or t is list:
                     below.append(x)
                 else:

@@ -8,6 +8,7 @@ import platform
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from aether._nats.info import server_version_text
 from aether.config import Settings
 
 if TYPE_CHECKING:
@@ -56,8 +57,5 @@ async def nats_server_version(settings: Settings) -> str | None:
 
 
 def _server_version(nc: NATS) -> str | None:
-    """The version in the server's INFO. The one nats-py internal the bench reads (to be
-    routed through `aether._nats`)."""
-    info = getattr(nc, "_server_info", None) or {}
-    version = info.get("version")
-    return str(version) if version else None
+    """The version in the server's INFO."""
+    return server_version_text(nc)

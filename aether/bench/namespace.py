@@ -15,13 +15,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aether._nats.jsapi import JsApi
 from aether.config import Settings
+from aether.errors import AetherError
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NATS
-from aether.errors import AetherError, NotFoundError
 
 log = logging.getLogger("aether.bench")
+
+_DELETE_TIMEOUT = 5.0  # seconds for one STREAM.DELETE request
 
 
 def _namespace_given(settings: Settings) -> bool:
@@ -99,12 +102,5 @@ async def delete_namespace_streams(settings: Settings) -> list[str]:
 
 
 async def _delete_stream(nc: NATS, name: str) -> bool:
-    """Delete stream `name`; False when there is none. The one nats-py JetStream call of
-    the bench (to be routed through `aether._nats`)."""
-    from nats.js.errors import NotFoundError as JsNotFound
-
-    try:
-        await nc.jetstream().delete_stream(name)
-    except (JsNotFound, NotFoundError):
-        return False
-    return True
+    """Delete stream `name`; False when there is none."""
+    return await JsApi(nc, _DELETE_TIMEOUT).stream_delete(name)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 
+from aether._jsonvalue import shape_ok
 from aether.bus.base import (
     DEFAULT_BUFFER,
     Overflow,
@@ -60,6 +61,9 @@ class LocalEventBus:
         v = event.version
         if type(v) is not int or v < 1:
             raise InvalidEventError("version", f"must be an integer >= 1, got {v!r}")
+        data = event.data
+        if type(data) is not dict or not shape_ok(data):
+            validate_event(event)  # names the first broken rule (NaN, depth, a cycle...)
         waits = None
         for offer, types, actor in routes:
             if types is not None and event.event_type not in types:
