@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Group
-from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from aether_cli.commands.cluster_common import duration_option, require_nats
 from aether_cli.context import cli_state, out, print_json, run, settings_or_fail
+from aether_cli.live import refresh_until_stopped
 
 if TYPE_CHECKING:
     from aether.cluster import ClusterStatus
@@ -57,25 +54,13 @@ def cluster_status(
             if not watch:
                 _show(await read_status(nc, settings.namespace), as_json, shards)
                 return
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            live = None if as_json or not out.is_terminal else Live(console=out, auto_refresh=False)
-            if live is not None:
-                live.start()
-            try:
-                while not stop.is_set():
-                    status = await read_status(nc, settings.namespace)
-                    if live is not None:
-                        live.update(_render(status, shards), refresh=True)
-                    else:
-                        _show(status, as_json, shards)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), every)
-            finally:
-                if live is not None:
-                    live.stop()
+            await refresh_until_stopped(
+                lambda: read_status(nc, settings.namespace),
+                lambda status: _render(status, shards),
+                lambda status: _show(status, as_json, shards),
+                every=every,
+                as_json=as_json,
+            )
         finally:
             await nc.close()
 

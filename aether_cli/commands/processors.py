@@ -9,19 +9,15 @@ processor runs), ``parked``, ``retry``, ``skip`` and ``wait`` (for CI scripts).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import importlib
 import inspect
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
@@ -39,6 +35,7 @@ from aether_cli.context import (
     settings_or_fail,
     strict_int,
 )
+from aether_cli.live import refresh_until_stopped
 from aether_cli.session import read_only_session
 
 if TYPE_CHECKING:
@@ -196,25 +193,13 @@ def status(
             if not watch:
                 show(await read(store))
                 return
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            live = None if as_json or not out.is_terminal else Live(console=out, auto_refresh=False)
-            if live is not None:
-                live.start()
-            try:
-                while not stop.is_set():
-                    found = await read(store)
-                    if live is not None:
-                        live.update(_status_table(found, _title(settings.namespace)), refresh=True)
-                    else:
-                        show(found)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), every)
-            finally:
-                if live is not None:
-                    live.stop()
+            await refresh_until_stopped(
+                lambda: read(store),
+                lambda found: _status_table(found, _title(settings.namespace)),
+                show,
+                every=every,
+                as_json=as_json,
+            )
 
     run(ctx, body)
 
