@@ -8,7 +8,8 @@
     │   ├── InvalidEventError         malformed event or snapshot, too deep, cyclic...
     │   │   ├── EventTooLargeError    encoded size above the limit (.size, .limit)
     │   │   └── UnitTooLargeError     more events in one unit of work than the store takes
-    │   └── InvalidLineError          a line of JSON-lines input (.line; .field "line N")
+    │   ├── InvalidLineError          a line of JSON-lines input (.line; .field "line N")
+    │   └── InvalidBenchParameterError  a benchmark parameter breaks its rule
     ├── VersionConflictError          an actor was not at the expected version (.conflicts)
     ├── NotFoundError                 no such store file, namespace, stream, snapshot...
     ├── ConfigError                   invalid settings
@@ -108,6 +109,10 @@ class ActorConflict:
     actor_id: str
     expected: int
     actual: int
+
+
+class InvalidBenchParameterError(ValidationError):
+    """A benchmark parameter breaks its rule; nothing was run."""
 
 
 class VersionConflictError(AetherError):

@@ -21,7 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PENDING = {
     ("aether/store/_js_api.py", "JsApiError"),
     ("aether/cluster/kv.py", "CasConflictError"),
-    ("aether/bench/params.py", "InvalidBenchParameterError"),
 }
 
 

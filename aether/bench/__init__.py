@@ -35,7 +35,7 @@ from aether.bench._run import DRAIN_STALL
 from aether.bench.engine import run_bench
 from aether.bench.machine import Machine, machine_info, nats_server_version
 from aether.bench.namespace import bench_target, delete_namespace_streams
-from aether.bench.params import DEFAULT_EVENTS, WORKLOADS, BenchParams, InvalidBenchParameterError
+from aether.bench.params import DEFAULT_EVENTS, WORKLOADS, BenchParams
 from aether.bench.results import (
     PRIMARY_LATENCY,
     BenchProgress,
@@ -47,6 +47,7 @@ from aether.bench.results import (
     threshold_failures,
 )
 from aether.bench.runner import BenchReport, bench, open_bus
+from aether.errors import InvalidBenchParameterError
 
 __all__ = [
     "DEFAULT_EVENTS",

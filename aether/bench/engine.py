@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from aether.bench._run import DRAIN_STALL, Run
-from aether.bench.params import BenchParams, InvalidBenchParameterError
+from aether.bench.params import BenchParams
 from aether.bench.results import BenchResult, ProgressCallback
 from aether.bench.workloads import REGISTRY
 from aether.bus.base import EventBus
+from aether.errors import InvalidBenchParameterError
 from aether.store.base import EventStore
 
 

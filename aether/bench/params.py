@@ -8,17 +8,13 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from aether.errors import ValidationError
+from aether.errors import InvalidBenchParameterError
 
 WORKLOADS = ("append", "replay", "bus", "mixed", "conflict")
 """The workloads `run_bench` knows (the names of `aether.bench.workloads.REGISTRY`)."""
 
 DEFAULT_EVENTS = 10_000
 """Events of a run when neither ``events`` nor ``duration`` is given."""
-
-
-class InvalidBenchParameterError(ValidationError):
-    """A benchmark parameter breaks its rule; nothing was run."""
 
 
 @dataclass(frozen=True)
