@@ -1,0 +1,48 @@
+"""The refresh loop of ``--watch``: a rich Live view on a terminal, else a document per
+refresh, until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from rich.console import RenderableType
+from rich.live import Live
+
+from aether_cli.context import out
+
+T = TypeVar("T")
+
+
+async def refresh_until_stopped(
+    read: Callable[[], Awaitable[T]],
+    render: Callable[[T], RenderableType],
+    show: Callable[[T], None],
+    *,
+    every: float,
+    as_json: bool,
+) -> None:
+    """Call `read` every `every` seconds; redraw `render(value)` in place on a terminal,
+    else `show(value)` (a JSON line or a printed table) each time."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    live = None if as_json or not out.is_terminal else Live(console=out, auto_refresh=False)
+    if live is not None:
+        live.start()
+    try:
+        while not stop.is_set():
+            value = await read()
+            if live is not None:
+                live.update(render(value), refresh=True)
+            else:
+                show(value)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+    finally:
+        if live is not None:
+            live.stop()
