@@ -78,6 +78,25 @@ asyncio.run(main())
 """
 )
 
+RUNNER = (
+    COMMON
+    + """
+from aether.processing import ProcessorRunner, processor
+
+async def ship(event, ctx):
+    pass
+
+async def main():
+    store = instrument_store(await open_store(settings), namespace="shop")
+    try:
+        await ProcessorRunner(store, processor("shipping", ship), idle_interval=0.05).drain()
+    finally:
+        await store.close()
+    dump()
+asyncio.run(main())
+"""
+)
+
 
 def run(code: str, db: Path) -> list[dict[str, Any]]:
     p = subprocess.run(
@@ -108,3 +127,12 @@ def test_process_span_links_to_the_append_span_of_another_process(tmp_path: Path
     # the replay itself is a receive span over 3 messages
     [replay] = [s for s in read if s["kind"] == "CONSUMER" and s["name"].startswith("receive")]
     assert replay["attributes"]["messaging.batch.message_count"] == 3
+
+
+def test_a_processor_runner_links_its_process_spans_to_the_appends(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    written = run(WRITER, db)
+    appends = [[s["trace_id"], s["span_id"]] for s in written if s["kind"] == "PRODUCER"]
+    processed = [s for s in run(RUNNER, db) if s["name"] == "process aether.shipping"]
+    assert [p["links"] for p in processed] == [[appends[0]], [appends[1]], [appends[1]]]
+    assert all(p["kind"] == "CONSUMER" for p in processed)
