@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -201,8 +200,14 @@ class ProcessorHost:
                 return
             task = runner._task
             if task is not None:
-                with contextlib.suppress(BaseException):
+                try:
                     await asyncio.shield(task)
+                except BaseException:
+                    # The shield turns our own cancellation into an exception here
+                    # too: swallowing it would restart runners after close.
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise
             if self._stopped or self._runners.get(key) is not runner or runner._stopping:
                 return
             if runner.fenced:

@@ -69,3 +69,27 @@ async def test_stats_reach_the_metrics_registry(store: EventStore) -> None:
     finally:
         reg.close()
         await host.stop()
+
+
+@pytest.mark.parametrize("kind", ["memory"])
+async def test_a_cancelled_supervisor_ends_instead_of_restarting(store: EventStore) -> None:
+    # asyncio.run() cancels every task at exit, supervisors and runners together:
+    # a supervisor that swallowed its own cancellation restarted runners forever.
+    import asyncio
+
+    host = ProcessorHost(store, [MemoryProjection("cancelled")], idle_interval=0.05)
+    await host.start()
+    supervisors = list(host._supervisors.values())
+    runners = dict(host._runners)
+    assert supervisors and runners
+    for r in runners.values():
+        assert r._task is not None
+        r._task.cancel()
+    for t in supervisors:
+        t.cancel()
+    done, pending = await asyncio.wait(supervisors, timeout=5)
+    assert not pending, "a cancelled supervisor kept running"
+    assert all(t.cancelled() for t in done)
+    await asyncio.sleep(0.5)  # longer than the first restart delay
+    assert host._runners == runners, "a runner was restarted after cancellation"
+    await host.stop()
