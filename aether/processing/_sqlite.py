@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Collection
 from pathlib import Path
 
@@ -43,11 +45,15 @@ class SQLiteProjection:
     (already behind the checkpoint) is recorded by position in ``<table>_parked``
     instead. If `apply` raises, the transaction is rolled back and the runner retries.
 
-    `database` is a path (opened with WAL and a 30 s busy timeout) or an open
-    `sqlite3.Connection` (used as is; it must be in autocommit mode,
-    ``isolation_level=None``). `apply` is synchronous and runs on the event loop: keep it
-    to SQL. Several nodes (processes) may share one database file: the transaction
-    serializes them and the checkpoint makes a stale owner's late write a no-op.
+    `database` is a path (opened with WAL) or an open `sqlite3.Connection` (it must be
+    in autocommit mode, ``isolation_level=None``). `apply` is synchronous and runs on the
+    event loop: keep it to SQL. Several nodes (processes) may share one database file:
+    the transaction serializes them and the checkpoint makes a stale owner's late write
+    a no-op. The write lock is never waited for on the event loop: the projection sets
+    the connection's busy timeout to 0 and, while another connection holds the lock,
+    retries with ``await`` for up to `lock_timeout` seconds (then the attempt fails
+    with SQLite's "database is locked" and the runner's retry policy applies), so a
+    frozen process holding the database cannot stall this node's heartbeats.
     `checkpoint(segment)` reads a checkpoint back, `forget_checkpoints` deletes them (to
     rebuild after `aether.processing.reset`); `close` closes a connection opened here.
     """
@@ -60,8 +66,16 @@ class SQLiteProjection:
         *,
         event_types: Collection[str] | None = None,
         table: str = "aether_checkpoints",
+        lock_timeout: float = 30.0,
     ) -> None:
         self.name = validate_processor_name(name)
+        if (
+            isinstance(lock_timeout, bool)
+            or not isinstance(lock_timeout, int | float)
+            or not 0 <= lock_timeout <= 3600
+        ):
+            raise ValidationError("lock_timeout", "must be a number of seconds in 0..3600")
+        self.lock_timeout = float(lock_timeout)
         if not callable(apply):
             raise ValidationError("apply", "must be a function (connection, event) -> None")
         if not isinstance(table, str) or _TABLE.fullmatch(table) is None:
@@ -92,13 +106,34 @@ class SQLiteProjection:
             f"CREATE TABLE IF NOT EXISTS {table}_parked (processor TEXT NOT NULL, "
             "position INTEGER NOT NULL, PRIMARY KEY (processor, position))"
         )
+        self.connection.execute("PRAGMA busy_timeout = 0")
+
+    async def _begin(self) -> None:
+        """``BEGIN IMMEDIATE``, waiting for another writer's lock without blocking the loop."""
+        conn = self.connection
+        deadline = 0.0
+        delay = 0.001
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                now = time.monotonic()
+                if not deadline:
+                    deadline = now + self.lock_timeout
+                if now >= deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     async def handle(self, event: Event, ctx: Context) -> None:
         """Apply `event` and move the checkpoint in one transaction (skip if applied)."""
         conn = self.connection
         t = self.table
         position = ctx.position
-        conn.execute("BEGIN IMMEDIATE")
+        await self._begin()
         try:
             if ctx.redelivered_parked:
                 done = conn.execute(
@@ -141,7 +176,12 @@ class SQLiteProjection:
         """Delete this projection's checkpoints (with `aether.processing.reset` to
         rebuild the read model: clear your tables in the same breath)."""
         conn = self.connection
-        conn.execute("BEGIN IMMEDIATE")
+        # A blocking call: it may wait for the lock like any synchronous SQLite write.
+        conn.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        finally:
+            conn.execute("PRAGMA busy_timeout = 0")
         try:
             conn.execute(f"DELETE FROM {self.table} WHERE processor = ?", (self.name,))
             conn.execute(f"DELETE FROM {self.table}_parked WHERE processor = ?", (self.name,))

@@ -225,9 +225,24 @@ async def test_a_sigstopped_node_is_fenced_when_it_wakes(
         proc.send_signal(signal.SIGSTOP)  # frozen mid-work, past its lease
         await wait_until(
             lambda: all(n.shard_map and n.shard_map.nodes == {"n0", "n2"} for n in nodes),
-            30,
+            60,
             "the survivors take p1's shards",
         )
+
+        async def survivors_run_every_shard() -> bool:
+            for name in ("order-totals", "ledger"):
+                running = [
+                    s
+                    for s in await processor_status(store, name)
+                    if s.state == "running" and s.owner in ("n0", "n2")
+                ]
+                if len(running) != S:
+                    return False
+            return True
+
+        # Claimed by the survivors (not only in their map) before p1 wakes: otherwise
+        # p1 may see the new map first and hand its shards over without being fenced.
+        await wait_until_async(survivors_run_every_shard, 60, "the survivors claim p1's shards")
         await feed.at(0.6)
         proc.send_signal(signal.SIGCONT)  # it wakes up holding stale claims
         await feed.finish()

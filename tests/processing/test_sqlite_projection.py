@@ -110,3 +110,40 @@ async def test_bad_arguments(tmp_path: Path) -> None:
     p = SQLiteProjection("x", tmp_path / "d.db", lambda c, e: None)
     assert p.checkpoint() == 0
     p.close()
+
+
+async def test_a_lock_held_elsewhere_is_waited_for_without_blocking_the_loop(
+    store: EventStore, tmp_path: Path
+) -> None:
+    # Another process (here: connection) frozen inside a write transaction must not
+    # stall the node's event loop (heartbeats, leases) while the projection waits.
+    import asyncio
+
+    w = Workload(3)
+    await w.append(store, 20)
+    apply = Counting()
+    proj = make(tmp_path, apply)
+    other = sqlite3.connect(tmp_path / "read.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    runner = ProcessorRunner(store, proj, idle_interval=0.05)
+    await runner.start()
+    ticks = 0
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    worst = 0.0
+    while loop.time() - start < 1.0:
+        before = loop.time()
+        await asyncio.sleep(0.01)
+        worst = max(worst, loop.time() - before)
+        ticks += 1
+    assert apply.applied == [], "nothing applies while the lock is held elsewhere"
+    assert worst < 0.5, f"the loop was blocked for {worst:.2f} s"
+    other.execute("COMMIT")
+    other.close()
+    head = await store.last_position()
+    await eventually(lambda: proj.checkpoint() == head, 20, "applied after the lock is freed")
+    await runner.stop()
+    assert len(apply.applied) == 20
+    assert totals(proj) == await direct_fold(store)
+    with pytest.raises(ValidationError):
+        SQLiteProjection("x", tmp_path / "e.db", lambda c, e: None, lock_timeout=-1)
