@@ -6,6 +6,7 @@ Used by the fixtures in ``conftest.py``; also importable by benchmarks and scrip
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -27,11 +28,45 @@ def nats_server_binary() -> str:
     return found
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    """The range the kernel takes outgoing connections' local ports from."""
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now.
+
+    Taken below the kernel's ephemeral range when there is room: a port from
+    ``bind(0)`` is free only until some outgoing connection (a client of another
+    test's server) takes it as its local port, which made a server fail to start.
+    No port is handed out twice in one process.
+    """
+    lo, _hi = _ephemeral_range()
+    first = 20000
+    for _ in range(200):
+        if lo - first >= 2000:
+            port = random.randrange(first, lo)
+        else:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
+        if port in _handed_out:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free loopback port found")
 
 
 def wait_for_port(
@@ -63,6 +98,7 @@ class NatsServer:
     routes: list[int] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     log_file: Path | None = None
+    has_listened: bool = False
 
     @property
     def url(self) -> str:
@@ -94,9 +130,28 @@ class NatsServer:
         return "\n".join(lines) + "\n"
 
     def start(self) -> None:
-        """Start (or start again) the server and wait until it accepts connections."""
+        """Start (or start again) the server and wait until it accepts connections.
+
+        On its first start, a port taken meanwhile by someone else is replaced by a
+        new one (up to three times); later starts keep the port, as a restart must.
+        """
         if self.proc is not None and self.proc.poll() is None:
             return
+        for attempt in range(3):
+            try:
+                self._start_once()
+                self.has_listened = True
+                return
+            except RuntimeError:
+                if (
+                    self.has_listened
+                    or attempt == 2
+                    or "address already in use" not in self.log_tail()
+                ):
+                    raise
+                self.port = free_port()
+
+    def _start_once(self) -> None:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         conf = self.store_dir.parent / f"{self.name}.conf"
         conf.write_text(self.config_text())
@@ -109,7 +164,10 @@ class NatsServer:
             stdin=subprocess.DEVNULL,
         )
         log.close()
-        wait_for_port(self.port, proc=self.proc)
+        try:
+            wait_for_port(self.port, proc=self.proc)
+        except RuntimeError as e:
+            raise RuntimeError(f"{self.name}: {e}; its log ends:\n{self.log_tail()}") from e
 
     def stop(self, *, kill: bool = False) -> None:
         """Stop the server: SIGTERM (clean) or SIGKILL (a crash)."""
@@ -142,6 +200,12 @@ class NatsServer:
         """Wake a paused server (SIGCONT)."""
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGCONT)
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines of the server's log (empty before it first started)."""
+        if self.log_file is None or not self.log_file.exists():
+            return ""
+        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
 
     @property
     def running(self) -> bool:
@@ -177,7 +241,32 @@ class NatsCluster:
         return [s.url for s in self.servers]
 
     def start(self) -> None:
-        """Start every server (they elect a meta leader among themselves)."""
+        """Start every server (they elect a meta leader among themselves).
+
+        A server that cannot listen because its port was taken meanwhile makes the
+        whole cluster start again on new ports (up to three times).
+        """
+        for attempt in range(3):
+            try:
+                self._start_once()
+                for s in self.servers:
+                    s.has_listened = True
+                return
+            except RuntimeError:
+                self.stop()
+                logs = [s.log_tail() for s in self.servers]
+                if attempt == 2 or not any("address already in use" in t for t in logs):
+                    raise
+                self._new_ports()
+
+    def _new_ports(self) -> None:
+        cports = [free_port() for _ in self.servers]
+        for i, s in enumerate(self.servers):
+            s.port = free_port()
+            s.cluster_port = cports[i]
+            s.routes = [p for j, p in enumerate(cports) if j != i]
+
+    def _start_once(self) -> None:
         for s in self.servers:
             s.store_dir.parent.mkdir(parents=True, exist_ok=True)
         procs = []
@@ -197,7 +286,10 @@ class NatsCluster:
             log.close()
             procs.append(s)
         for s in procs:
-            wait_for_port(s.port, proc=s.proc)
+            try:
+                wait_for_port(s.port, proc=s.proc)
+            except RuntimeError as e:
+                raise RuntimeError(f"{s.name}: {e}; its log ends:\n{s.log_tail()}") from e
 
     def stop(self) -> None:
         """Stop every server."""

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from tests.observability.helpers import value
-from tests.observability.test_node_scrape import free_port, try_scrape
+from tests.observability.test_node_scrape import try_scrape
+from tests.servers import free_port
 
 CLI = [str(Path(sys.executable).with_name("aether"))]
 

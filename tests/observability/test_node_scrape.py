@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,11 @@ from pathlib import Path
 from aether import Event, Settings
 from aether.store import open_store
 from tests.observability.helpers import scrape, value
-from tests.servers import NatsServer
+from tests.servers import NatsServer, free_port
 
 CLI = [str(Path(sys.executable).with_name("aether"))]
 FAST = ["--heartbeat", "0.2s", "--lease", "1s", "--node-ttl", "1s"]
 SHARDS = 8
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 30.0) -> None:
