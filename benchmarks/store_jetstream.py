@@ -17,6 +17,14 @@ client CPU per event, which stays meaningful when the machine is busy):
    a hand-written pull loop (``$JS.API.CONSUMER.MSG.NEXT`` with batches outstanding into a
    callback subscription), nats-py's ``fetch()`` and batched direct get.
 5. ``read_all``: every event of a 50,000-event namespace vs the same raw transports.
+6. ``unit2``: a unit of work of 2 actors x 1 event (one ``save_events``, an atomic batch
+   with an expectation on each subject) vs the same two events as two single
+   ``save_event`` calls awaited one after the other; a raw ADR-50 batch of the same two
+   messages is shown for reference.
+7. ``slice1/8``: ``read_all(slices=range(128))`` (the server filters: consumer filter
+   subjects) vs ``read_all()`` dropping the other slices in Python, on SLICE_EVENTS events
+   of SLICE_ACTORS actors: wanted events delivered per second, and what the server sent
+   each reader's connection (messages and bytes, counted by the server's ``/connz``).
 
 Run ``python -m benchmarks.store_jetstream`` (``--quick`` is the default; ``--full`` for
 longer runs; ``--server URL`` to use a running server instead of starting one).
@@ -50,6 +58,9 @@ MSG_ID = "Nats-Msg-Id"
 REPLAY_ACTOR_EVENTS = 10_000
 NAMESPACE_EVENTS = 50_000
 PIPELINE_ACTORS = 1_000
+SLICE_EVENTS = {True: 20_000, False: 100_000}
+SLICE_ACTORS = 2_000
+WANTED_SLICES = range(0, 128)
 
 
 @dataclass(frozen=True)
@@ -64,13 +75,26 @@ class Sizes:
     batches10: int
     batches100: int
     read_repeats: int
+    units: int
 
 
 QUICK = Sizes(
-    trials=4, sequential=300, pipelined_rounds=3, batches10=10, batches100=5, read_repeats=3
+    trials=4,
+    sequential=300,
+    pipelined_rounds=3,
+    batches10=10,
+    batches100=5,
+    read_repeats=3,
+    units=100,
 )
 FULL = Sizes(
-    trials=6, sequential=2_000, pipelined_rounds=20, batches10=100, batches100=30, read_repeats=5
+    trials=6,
+    sequential=2_000,
+    pipelined_rounds=20,
+    batches10=100,
+    batches100=30,
+    read_repeats=5,
+    units=500,
 )
 
 
@@ -221,6 +245,36 @@ async def raw_atomic_batch(nc: NATS, subject: str, payloads: list[bytes], expect
     if resp.get("count") != n:
         raise RuntimeError(f"atomic batch stored {resp.get('count')} of {n}")
     return int(resp["seq"])
+
+
+async def raw_unit(nc: NATS, subjects: list[str], payloads: list[bytes], last: list[int]) -> int:
+    """One ADR-50 atomic batch of one message per subject, each with its own expectation
+    (``last[i]``, the subject's last sequence); return the batch's last sequence."""
+    batch_id = uuid.uuid4().hex
+    n = len(payloads)
+    for i, (subject, p) in enumerate(zip(subjects, payloads, strict=True), start=1):
+        hdr = {"Nats-Batch-Id": batch_id, "Nats-Batch-Sequence": str(i), EXPECT: str(last[i - 1])}
+        if i < n:
+            await nc.publish(subject, p, headers=hdr)
+            continue
+        hdr["Nats-Batch-Commit"] = "1"
+        resp = json.loads((await nc.request(subject, p, timeout=5.0, headers=hdr)).data)
+        if "error" in resp:
+            raise RuntimeError(f"atomic batch rejected: {resp['error']}")
+        return int(resp["seq"])
+    raise ValueError("an empty unit")
+
+
+async def raw_units(nc: NATS, prefix: str, tag: str, n: int) -> float:
+    """`n` raw units over two subjects (``from``, ``to``), one after the other; seconds."""
+    subjects = [f"{prefix}from-{tag}", f"{prefix}to-{tag}"]
+    last = [0, 0]
+    payloads = [encode_event(make_event("from", 1)), encode_event(make_event("to", 1))]
+    t0 = time.perf_counter()
+    for _ in range(n):
+        seq = await raw_unit(nc, subjects, payloads, last)
+        last = [seq - 1, seq]
+    return time.perf_counter() - t0
 
 
 async def raw_batches(nc: NATS, subject: str, payloads: list[bytes], size: int) -> float:
@@ -509,6 +563,93 @@ async def aether_read_all(store: Any, expected: int) -> float:
     return elapsed
 
 
+async def aether_units(store: Any, tag: str, n: int) -> float:
+    """`n` units of two actors x one event (``save_events``); seconds."""
+    t0 = time.perf_counter()
+    for v in range(1, n + 1):
+        await store.save_events([make_event(f"from-{tag}", v), make_event(f"to-{tag}", v)])
+    return time.perf_counter() - t0
+
+
+async def aether_single_pairs(store: Any, tag: str, n: int) -> float:
+    """The same events as `n` pairs of single ``save_event`` calls; seconds."""
+    t0 = time.perf_counter()
+    for v in range(1, n + 1):
+        await store.save_event(make_event(f"from1-{tag}", v))
+        await store.save_event(make_event(f"to1-{tag}", v))
+    return time.perf_counter() - t0
+
+
+# --- wire counts (the server's /connz) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wire:
+    """What the server sent to (``msgs_in``/``bytes_in``) and received from one client
+    connection, as its monitoring endpoint counts them."""
+
+    msgs_in: int
+    bytes_in: int
+    msgs_out: int
+    bytes_out: int
+
+    def since(self, before: Wire) -> Wire:
+        """The traffic between `before` and this count."""
+        return Wire(
+            self.msgs_in - before.msgs_in,
+            self.bytes_in - before.bytes_in,
+            self.msgs_out - before.msgs_out,
+            self.bytes_out - before.bytes_out,
+        )
+
+
+async def wire_count(monitor: str, connection_name: str) -> Wire:
+    """The counts of the connection named `connection_name` (the server's ``out_*`` are
+    what the client received)."""
+    import urllib.request
+
+    def fetch() -> dict[str, Any]:
+        with urllib.request.urlopen(f"{monitor}/connz?limit=4096", timeout=5) as r:
+            return dict(json.loads(r.read()))
+
+    for c in (await asyncio.to_thread(fetch))["connections"]:
+        if c.get("name") == connection_name:
+            return Wire(c["out_msgs"], c["out_bytes"], c["in_msgs"], c["in_bytes"])
+    raise RuntimeError(f"the server lists no connection named {connection_name}")
+
+
+async def read_slice_range(
+    url: str, namespace: str, monitor: str | None, *, server_side: bool
+) -> tuple[int, int, float, Wire | None]:
+    """On a connection of its own: read the namespace's WANTED_SLICES, selected by the
+    server (`server_side`) or by dropping the others in Python. Returns (wanted events,
+    events received, seconds, what the server sent this connection during the read)."""
+    from aether.subjects import slice_of
+
+    name = f"aether-bench-reader-{uuid.uuid4().hex[:8]}"
+    nc = await nats.connect(url, name=name, max_reconnect_attempts=1)
+    try:
+        store = await open_aether(nc, namespace)
+        assert store is not None
+        before = await wire_count(monitor, name) if monitor else None
+        wanted = received = 0
+        t0 = time.perf_counter()
+        if server_side:
+            async for _ in store.read_all(slices=WANTED_SLICES):
+                received += 1
+            wanted = received
+        else:
+            async for e in store.read_all():
+                received += 1
+                if slice_of(e.actor_id) in WANTED_SLICES:
+                    wanted += 1
+        seconds = time.perf_counter() - t0
+        wire = (await wire_count(monitor, name)).since(before) if monitor and before else None
+        return wanted, received, seconds, wire
+    finally:
+        await nc.close()
+
+
 async def stream_like(nc: NATS, template: str, name: str, subjects: list[str]) -> None:
     """Create stream `name` on `subjects` with the configuration of stream `template`."""
     info = json.loads((await nc.request(f"$JS.API.STREAM.INFO.{template}", b"", timeout=5)).data)
@@ -544,9 +685,11 @@ def result_row(case: str, aether: float | None, baseline: float, **extra: Any) -
 class Bench:
     """One run: a raw connection, an aether connection, the streams it made."""
 
-    def __init__(self, quick: bool, server_url: str) -> None:
+    def __init__(self, quick: bool, server_url: str, monitor: str | None = None) -> None:
+        self.quick = quick
         self.sizes = QUICK if quick else FULL
         self.url = server_url
+        self.monitor = monitor
         self.tag = uuid.uuid4().hex[:8]
         self.streams: list[str] = []
         self.rows: list[dict[str, Any]] = []
@@ -682,6 +825,71 @@ class Bench:
             fastest = max(readers, key=lambda k: best.rate[k])
             self.rows.append(best.row(case, fastest))
 
+    async def units(self) -> None:
+        """Case 6."""
+        n = self.sizes.units
+        store, prefix = await self.streams_for("unit")
+        best = Best()
+        for r in range(self.sizes.trials):
+            await best.measure("raw_atomic_batch", 2 * n, raw_units(self.nc, prefix, str(r), n))
+            if store is not None:
+                await best.measure("aether", 2 * n, aether_units(store, str(r), n))
+                await best.measure("two_single_saves", 2 * n, aether_single_pairs(store, str(r), n))
+        if store is not None:
+            self.rows.append(best.row("unit2", "two_single_saves"))
+
+    async def slices(self) -> None:
+        """Case 7: populate SLICE_EVENTS events over SLICE_ACTORS actors, then read 1/8 of
+        the slices both ways, each read on a fresh connection whose traffic is counted."""
+        store, _prefix = await self.streams_for("slice")
+        if store is None:
+            return
+        total = SLICE_EVENTS[self.quick]
+        per_actor = total // SLICE_ACTORS
+        work = [
+            (f"acct-{a:05d}", [make_event(f"acct-{a:05d}", v) for v in range(1, per_actor + 1)])
+            for a in range(SLICE_ACTORS)
+        ]
+        t0 = time.perf_counter()
+
+        async def write(actor: str, events: list[Event]) -> None:
+            await store.save_events(events)
+
+        await _per_actor_chains(work, write)
+        self.phase(f"populate {total} events", t0)
+        rates: dict[str, float] = {}
+        wires: dict[str, Wire | None] = {}
+        counts: dict[str, tuple[int, int]] = {}
+        for _ in range(self.sizes.read_repeats):
+            for side, server_side in (("aether", True), ("client_filter", False)):
+                wanted, received, seconds, wire = await read_slice_range(
+                    self.url, store.namespace, self.monitor, server_side=server_side
+                )
+                if rate(wanted, seconds) > rates.get(side, 0.0):
+                    rates[side] = rate(wanted, seconds)
+                wires[side] = wire
+                counts[side] = (wanted, received)
+        if counts["aether"][0] != counts["client_filter"][0]:
+            raise RuntimeError(f"the two reads disagree on the wanted events: {counts}")
+        self.rows.append(
+            result_row(
+                "slice1/8",
+                rates["aether"],
+                rates["client_filter"],
+                baseline_transport="client_filter",
+                raw={"client_filter": rates["client_filter"]},
+                cpu_us_per_event={},
+                unit="wanted events/s",
+                total_events=total,
+                wanted_events=counts["aether"][0],
+                received_events={k: v[1] for k, v in counts.items()},
+                wire={
+                    k: None if w is None else {"msgs": w.msgs_in, "bytes": w.bytes_in}
+                    for k, w in wires.items()
+                },
+            )
+        )
+
 
 class Best:
     """Per side (aether, or a raw variant): the best events/s over the trials and the
@@ -712,15 +920,18 @@ class Best:
         )
 
 
-async def run_async(quick: bool, server_url: str) -> dict[str, Any]:
-    """Every case against the server at `server_url`; return all figures."""
-    async with Bench(quick, server_url) as b:
+async def run_async(quick: bool, server_url: str, monitor: str | None = None) -> dict[str, Any]:
+    """Every case against the server at `server_url` (its monitoring endpoint `monitor`
+    counts the slice readers' traffic, when given); return all figures."""
+    async with Bench(quick, server_url, monitor) as b:
         for what, step in (
             ("sequential", b.sequential),
             ("pipelined", b.pipelined),
             ("batch10", lambda: b.batches(10, b.sizes.batches10)),
             ("batch100", lambda: b.batches(100, b.sizes.batches100)),
             ("reads", b.reads),
+            ("unit2", b.units),
+            ("slice1/8", b.slices),
         ):
             t0 = time.perf_counter()
             await step()
@@ -746,21 +957,30 @@ def print_table(result: dict[str, Any]) -> None:
         raw = ", ".join(f"{k} {v:,.0f}" for k, v in others)
         detail = r["baseline_transport"] + (f" (others: {raw})" if raw else "")
         cpus = " / ".join(f"{k} {v:g}" for k, v in cpu.items())
-        print(f"{r['case']:<11} {a:>11} {r['baseline']:>13,.0f} {ratio:>6}  {detail}; cpu {cpus}")
+        extra = f"; cpu {cpus}" if cpus else ""
+        if r.get("wire"):
+            extra += "; server sent " + ", ".join(
+                f"{k} {w['msgs']:,} msgs / {w['bytes']:,} B" if w else f"{k} -"
+                for k, w in r["wire"].items()
+            )
+        print(f"{r['case']:<11} {a:>11} {r['baseline']:>13,.0f} {ratio:>6}  {detail}{extra}")
 
 
 def run(quick: bool = True, server_url: str | None = None) -> dict[str, Any]:
     """Run the benchmark (starting a nats-server unless `server_url`); return the figures."""
     if server_url is not None:
         return asyncio.run(run_async(quick, server_url))
-    from tests.servers import NatsServer, wait_jetstream_ready
+    from tests.servers import NatsServer, free_port, wait_jetstream_ready
 
     with tempfile.TemporaryDirectory(prefix="aether-bench-js-") as tmp:
-        server = NatsServer(store_dir=Path(tmp) / "js", name="aether-bench")
+        http = free_port()
+        server = NatsServer(
+            store_dir=Path(tmp) / "js", name="aether-bench", extra_config=f"http: 127.0.0.1:{http}"
+        )
         server.start()
         try:
             wait_jetstream_ready([server.url])
-            return asyncio.run(run_async(quick, server.url))
+            return asyncio.run(run_async(quick, server.url, f"http://127.0.0.1:{http}"))
         finally:
             server.stop()
 

@@ -38,8 +38,21 @@ SCRIPTS: dict[str, tuple[str, str]] = {
     "store_jetstream": ("JetStream store", "raw nats-py"),
     "bus": ("Event bus", "raw nats-py"),
     "cluster": ("Cluster", "-"),
+    "codec": ("Codec and actor hash", "orjson / json"),
+    "processing": ("Processors", "raw nats-py pull consumer"),
 }
 """Script module -> (what it measures, its default baseline)."""
+
+SHARES: dict[str, float] = {
+    "store_sqlite": 1.5,
+    "store_jetstream": 1.5,
+    "bus": 1.0,
+    "cluster": 0.5,
+    "codec": 0.5,
+    "processing": 2.0,
+}
+"""Each script's weight in the time budget (1.0 for a script not listed), after how long
+its quick run takes on 2 cores."""
 
 TIME_BUDGET = 285.0
 """Seconds for the whole quick suite (the goal is under 5 minutes on 2 cores)."""
@@ -372,7 +385,8 @@ def run_suite(
     log: Any = None,
     min_share: float = 20.0,
 ) -> list[Outcome]:
-    """Run the scripts one after another, each with a fair share of the remaining budget."""
+    """Run the scripts one after another, each with its share (`SHARES`) of the budget
+    that is left, never less than `min_share` seconds."""
     names = list(SCRIPTS) if names is None else names
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     outcomes = []
@@ -381,7 +395,9 @@ def run_suite(
         left = deadline - time.monotonic()
         still = len(names) - i
         present = [n for n in names[i:] if script_exists(n, package)]
-        share = max(min_share, left / max(1, len(present))) if quick else 3600.0
+        weight = SHARES.get(name, 1.0)
+        weights = sum(SHARES.get(n, 1.0) for n in present) or 1.0
+        share = max(min_share, left * weight / weights) if quick else 3600.0
         log(f"suite: {name} ({still} to go, up to {share:.0f} s)")
         outcome = run_script(name, quick=quick, timeout=share, package=package, cwd=cwd)
         log(f"suite: {name}: {outcome.status} in {outcome.seconds:.1f} s {outcome.error}".rstrip())

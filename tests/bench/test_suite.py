@@ -148,6 +148,33 @@ def test_suite_tolerates_missing_failing_and_main_only_scripts(
     assert (row.baseline_name, row.ratio) == ("peer", 0.5)
 
 
+def test_each_script_gets_its_weighted_share_of_what_is_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import benchmarks.suite as suite
+
+    given: dict[str, float] = {}
+
+    def fake_run(name: str, *, timeout: float, **_kw: object) -> Outcome:
+        given[name] = timeout
+        return Outcome(name, "ok", 0.0, {})
+
+    monkeypatch.setattr(suite, "run_script", fake_run)
+    monkeypatch.setattr(suite, "script_exists", lambda name, package="": name != "gone")
+    monkeypatch.setattr(suite, "SHARES", {"heavy": 3.0, "light": 1.0})
+    suite.run_suite(["heavy", "gone", "light"], budget=400, log=lambda _t: None, min_share=1)
+    assert given["heavy"] == pytest.approx(300, abs=1)  # 3 of the 4 weights present
+    assert given["light"] == pytest.approx(400 - 0, abs=1)  # all that is left
+    assert "gone" in given  # a missing script is still asked for (and reported missing)
+
+
+def test_every_script_in_the_suite_exists() -> None:
+    import benchmarks.suite as suite
+
+    assert all(suite.script_exists(name) for name in suite.SCRIPTS)
+    assert set(suite.SHARES) <= set(suite.SCRIPTS)
+
+
 def test_command_line_help() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--help"],

@@ -213,6 +213,68 @@ async def test_read_all_and_watch_by_slices(store: JetStreamEventStore) -> None:
     await it.aclose()  # type: ignore[attr-defined]
 
 
+@pytest.fixture
+def monitored_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A nats-server with its monitoring endpoint; yields (client URL, monitor URL)."""
+    http = free_port()
+    server = NatsServer(
+        store_dir=tmp_path_factory.mktemp("monitored") / "js",
+        extra_config=f"http: 127.0.0.1:{http}",
+    )
+    server.start()
+    try:
+        yield server.url, f"http://127.0.0.1:{http}"
+    finally:
+        server.stop()
+
+
+async def sent_to(monitor: str, connection_name: str) -> int:
+    """How many messages the server has sent to the connection named `connection_name`."""
+    import json
+    import urllib.request
+
+    def fetch() -> Any:
+        with urllib.request.urlopen(f"{monitor}/connz?limit=1024", timeout=5) as r:
+            return json.loads(r.read())
+
+    for c in (await asyncio.to_thread(fetch))["connections"]:
+        if c.get("name") == connection_name:
+            return int(c["out_msgs"])
+    raise AssertionError(f"no connection named {connection_name}")
+
+
+async def test_a_slice_reader_receives_only_its_slices(monitored_server: tuple[str, str]) -> None:
+    url, monitor = monitored_server
+    settings = settings_for(url)
+    writer = await JetStreamEventStore.open(settings)
+    actors = [f"acct-{i}" for i in range(400)]
+    for a in actors:
+        await writer.save_events([ev(a, 1), ev(a, 2)])
+    wanted = range(0, 128)  # 1/8 of the slices
+    expected = 2 * sum(1 for a in actors if slice_of(a) in wanted)
+    assert 0 < expected < 800
+    nc = await nats.connect(url, name="slice-reader")
+    reader = await JetStreamEventStore.from_client(nc, Settings(), namespace=settings.namespace)
+    try:
+        before = await sent_to(monitor, "slice-reader")
+        got = [e async for e in reader.read_all(slices=wanted)]
+        during_read = await sent_to(monitor, "slice-reader") - before
+        assert len(got) == expected and all(slice_of(e.actor_id) in wanted for e in got)
+        # the events themselves plus a few control replies (consumer create, end of data)
+        assert expected <= during_read <= expected + 10, (expected, during_read)
+        before = await sent_to(monitor, "slice-reader")
+        it = reader.watch(0, slices=wanted)
+        watched = [await asyncio.wait_for(anext(it), 10) for _ in range(expected)]
+        await it.aclose()  # type: ignore[attr-defined]
+        during_watch = await sent_to(monitor, "slice-reader") - before
+        assert [e.id for e in watched] == [e.id for e in got]
+        assert during_watch <= expected + 10, (expected, during_watch)
+    finally:
+        await reader.close()
+        await nc.close()
+        await writer.close()
+
+
 async def test_watch_starts_when_called(store: JetStreamEventStore) -> None:
     await store.save_event(ev("a", 1))
     it = store.watch()  # no iteration yet
