@@ -152,6 +152,11 @@ class NatsServer:
                 self.port = free_port()
 
     def _start_once(self) -> None:
+        self.spawn()
+        self.wait_listening()
+
+    def spawn(self) -> None:
+        """Write the configuration and start the process (without waiting for it)."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
         conf = self.store_dir.parent / f"{self.name}.conf"
         conf.write_text(self.config_text())
@@ -164,6 +169,9 @@ class NatsServer:
             stdin=subprocess.DEVNULL,
         )
         log.close()
+
+    def wait_listening(self) -> None:
+        """Block until the spawned server accepts connections; if it exited, say why."""
         try:
             wait_for_port(self.port, proc=self.proc)
         except RuntimeError as e:
@@ -267,29 +275,11 @@ class NatsCluster:
             s.routes = [p for j, p in enumerate(cports) if j != i]
 
     def _start_once(self) -> None:
+        # start all before waiting: a clustered JetStream waits for its peers
         for s in self.servers:
-            s.store_dir.parent.mkdir(parents=True, exist_ok=True)
-        procs = []
+            s.spawn()
         for s in self.servers:
-            # start all before waiting: a clustered JetStream waits for its peers
-            conf = s.store_dir.parent / f"{s.name}.conf"
-            s.store_dir.mkdir(parents=True, exist_ok=True)
-            conf.write_text(s.config_text())
-            s.log_file = s.store_dir.parent / f"{s.name}.log"
-            log = open(s.log_file, "ab")  # noqa: SIM115
-            s.proc = subprocess.Popen(
-                [nats_server_binary(), "-c", str(conf)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-            log.close()
-            procs.append(s)
-        for s in procs:
-            try:
-                wait_for_port(s.port, proc=s.proc)
-            except RuntimeError as e:
-                raise RuntimeError(f"{s.name}: {e}; its log ends:\n{s.log_tail()}") from e
+            s.wait_listening()
 
     def stop(self) -> None:
         """Stop every server."""
