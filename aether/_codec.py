@@ -18,20 +18,7 @@ import msgspec
 import orjson
 
 from aether._jsonvalue import shape_ok
-from aether._model import (
-    Event,
-    JSONValue,
-    Snapshot,
-    new_instance,
-    set_actor_id,
-    set_data,
-    set_event_type,
-    set_id,
-    set_metadata,
-    set_position,
-    set_timestamp,
-    set_version,
-)
+from aether._model import Event, JSONValue, Snapshot, build_event
 from aether._validate import ID_MAX, validate_event, validate_snapshot
 from aether.errors import EventTooLargeError, InvalidEventError, InvalidIdentifierError
 from aether.subjects import validate_actor_id, validate_event_type
@@ -212,16 +199,7 @@ def decode_event(payload: bytes | str, position: int | None = None) -> Event:
     ts = w.timestamp
     if ts.tzinfo is not UTC:
         ts = _to_utc(ts, "timestamp")
-    e: Event = new_instance(Event)
-    set_id(e, w.id)
-    set_event_type(e, w.event_type)
-    set_actor_id(e, w.actor_id)
-    set_version(e, w.version)
-    set_data(e, w.data)
-    set_timestamp(e, ts)
-    set_metadata(e, w.metadata)
-    set_position(e, position)
-    return e
+    return build_event(w.id, w.event_type, w.actor_id, w.version, w.data, ts, w.metadata, position)
 
 
 def _to_utc(ts: datetime, field: str) -> datetime:

@@ -520,3 +520,26 @@ def test_decoding_arbitrary_bytes_never_crashes_otherwise(payload: bytes) -> Non
     except InvalidEventError:
         return
     assert isinstance(event, Event)  # pragma: no cover - random bytes are never an event
+
+
+def test_decoded_events_are_ordinary_frozen_events() -> None:
+    from dataclasses import FrozenInstanceError, replace
+
+    from aether._model import _build_with_setters, build_event
+
+    original = make(metadata={"k": "v"})
+    decoded = decode_event(encode_event(original), 7)
+    for e in (
+        decoded,
+        build_event("i", "T", "a", 1, {"x": 1}, TS, {}, None),
+        _build_with_setters("i", "T", "a", 1, {"x": 1}, TS, {}, None),
+    ):
+        assert type(e) is Event
+        with pytest.raises(FrozenInstanceError):
+            e.version = 2  # type: ignore[misc]
+    assert decoded == replace(original, position=7)
+    assert replace(decoded, version=9).version == 9
+    assert build_event("i", "T", "a", 1, {"x": 1}, TS, {}, None) == _build_with_setters(
+        "i", "T", "a", 1, {"x": 1}, TS, {}, None
+    )
+    assert decoded.with_position(8).position == 8 and decoded.position == 7

@@ -1,8 +1,9 @@
 """`LocalEventBus`: in-process fan-out of events to `Subscription` buffers.
 
 Events are passed by reference (treat them and their ``data`` as immutable). Publishing
-checks the namespace and the event's identifiers and version; the ``data`` payload is
-not serialized here, so it is not re-validated (stores and `NatsEventBus` validate it).
+checks the namespace, the event's identifiers and version, and that ``data`` is plain
+JSON as the wire format defines it (finite numbers, bounded depth, no cycles), so what
+the local bus accepts is what `NatsEventBus` accepts; the data is not serialized here.
 
 With `Overflow.BLOCK` a full subscriber makes ``publish`` wait (backpressure); a
 subscriber with a dropping policy never makes it wait, so a slow dropping subscriber
@@ -29,7 +30,12 @@ from aether.subjects import validate_actor_id, validate_event_type, validate_nam
 
 _CACHE_LIMIT = 65536
 
-_Route = tuple[Callable[[Event], "asyncio.Future[None] | None"], frozenset[str] | None, str | None]
+_Route = tuple[
+    Subscription,
+    frozenset[str] | None,
+    str | None,
+    Callable[[Event], "asyncio.Future[None] | None"] | None,
+]
 
 
 class LocalEventBus:
@@ -65,12 +71,26 @@ class LocalEventBus:
         if type(data) is not dict or not shape_ok(data):
             validate_event(event)  # names the first broken rule (NaN, depth, a cycle...)
         waits = None
-        for offer, types, actor in routes:
+        for sub, types, actor, offer in routes:
             if types is not None and event.event_type not in types:
                 continue
             if actor is not None and actor != event.actor_id:
                 continue
-            fut = offer(event)
+            if offer is None:
+                # Subscription._offer's fast path, inline: a call per subscriber is
+                # a fifth of a local publish.
+                buf = sub._buf
+                if len(buf) < sub.buffer and sub._open and not sub._blocked:
+                    buf.append(event)
+                    w = sub._waiter
+                    if w is not None:
+                        sub._waiter = None
+                        if not w.done():
+                            w.set_result(None)
+                    continue
+                fut = sub._overflowed(event)
+            else:
+                fut = offer(event)
             if fut is not None:
                 if waits is None:
                     waits = [fut]
@@ -136,9 +156,9 @@ class LocalEventBus:
             raise AetherError("the bus is closed")
         validate_namespace(namespace)
         routes = tuple(
-            (_offer_with_namespace(s, namespace), s.event_types, s.actor_id)
+            (s, s.event_types, s.actor_id, _offer_with_namespace(s, namespace))
             if "*" in s.pattern
-            else (s._offer, s.event_types, s.actor_id)
+            else (s, s.event_types, s.actor_id, None)
             for s in self._subs
             if matches(s.pattern, namespace)
         )
