@@ -45,7 +45,8 @@ Chunk = list[tuple[bytes, bytes, bytes]]
 """Delivered messages: (ack subject, subject, payload) in stream order."""
 
 Filters = list[str]
-"""Subject filters of a consumer (``filter_subjects``, nats-server 2.10+)."""
+"""Subject filters of a consumer (``filter_subjects``, nats-server 2.10+); empty: the
+whole stream."""
 
 PULL_BATCH = 1000
 INACTIVE_THRESHOLD_NS = 60_000_000_000
@@ -117,7 +118,7 @@ def _consumer_config(filters: Filters, start_seq: int) -> dict[str, Any]:
     }
     if len(filters) == 1:
         cfg["filter_subject"] = filters[0]
-    else:
+    elif filters:
         cfg["filter_subjects"] = filters
     return cfg
 

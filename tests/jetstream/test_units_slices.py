@@ -172,6 +172,46 @@ async def test_tracking_commits_with_the_events_and_fences(store: JetStreamEvent
     assert await store.list_actors() == {"out": 1}
 
 
+async def test_read_all_unfiltered_only_where_no_tracking_record_follows(
+    store: JetStreamEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aether.store.jetstream as js_module
+
+    filters_seen: list[list[str]] = []
+    real_read_range = js_module.read_range
+
+    def spy(api: Any, stream: str, filters: list[str], *args: Any, **kw: Any) -> Any:
+        filters_seen.append(list(filters))
+        return real_read_range(api, stream, filters, *args, **kw)
+
+    monkeypatch.setattr(js_module, "read_range", spy)
+    await store.save_event(ev("a", 1))
+    assert [e.actor_id for e in await everything(store)] == ["a"]
+    assert filters_seen.pop() == []  # only events: the whole stream, unfiltered
+    # b at 2 and the tracking record at 3, in one batch; a's version 2 at 4
+    await store.save_events([ev("b", 1)], tracking=Tracking("proj.0", 1, expected=0))
+    await store.save_event(ev("a", 2))
+    assert [(e.actor_id, e.version) for e in await everything(store)] == [
+        ("a", 1),
+        ("b", 1),
+        ("a", 2),
+    ]
+    assert filters_seen.pop() != []  # a tracking record ahead: the server filters
+    assert [e.position for e in await everything(store, from_position=5)] == []
+    assert [e.version for e in await everything(store, from_position=4)] == [2]
+    assert filters_seen[-2:] == [[], []]  # the tracking record lies before the start
+
+    # A tracking record that the probe missed (written meanwhile) is dropped, not counted.
+    async def no_tracking(start: int) -> bool:
+        return True
+
+    monkeypatch.setattr(store, "_no_tracking_from", no_tracking)
+    assert [e.position for e in await everything(store)] == [1, 2, 4]
+    assert filters_seen.pop() == [] and store.skipped_corrupt == 0
+    sliced = await everything(store, slices=[slice_of("a")])
+    assert [e.actor_id for e in sliced] == ["a", "a"] and filters_seen.pop() != []
+
+
 async def test_two_writers_with_the_same_expected_one_wins(store: JetStreamEventStore) -> None:
     other = await JetStreamEventStore.open(store._settings)
     await store.save_events([], tracking=Tracking("p.1", 0, 0))
