@@ -201,6 +201,29 @@ async def test_one_conflict_fails_only_its_own_append(store: SQLiteEventStore) -
     assert await store.list_actors() == {"x": 3, "y": 1, "z": 1}
 
 
+async def test_one_statement_appends_where_some_actors_are_not_at_the_version(
+    store: SQLiteEventStore,
+) -> None:
+    """The first append of each actor goes in with one statement even when some of them
+    are refused: the others get the positions their rows were stored at."""
+    for i in range(8):
+        await store.save_event(ev(f"b{i}", 1))
+    bulk = store.stats.bulk_appends
+    refused = {1, 4, 6}
+    calls = [store.save_event(ev(f"b{i}", 5 if i in refused else 2)) for i in range(8)]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert store.stats.bulk_appends - bulk == 8 - len(refused)
+    stored = {e.actor_id: e.position async for e in store.read_all() if e.version == 2}
+    for i, r in enumerate(results):
+        if i in refused:
+            assert isinstance(r, VersionConflictError)
+            assert (r.expected, r.actual) == (4, 1)
+        else:
+            assert isinstance(r, Event)
+            assert r.position == stored[f"b{i}"]
+    assert sorted(stored) == [f"b{i}" for i in range(8) if i not in refused]
+
+
 async def test_big_mixed_batch_checks_every_append_on_its_own(store: SQLiteEventStore) -> None:
     """Many actors in one transaction: next versions, follow-ups, stale and gapped appends."""
     for i in range(12):

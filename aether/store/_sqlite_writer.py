@@ -67,16 +67,6 @@ _APPEND_IF_NEXT = (
     "SELECT ?1, ?2, ?3, ?4, ?5 WHERE coalesce((SELECT version FROM aether_actors "
     "WHERE namespace = ?1 AND actor_id = ?2), 0) = ?3 - 1"
 )
-_BULK_APPEND = (
-    "INSERT INTO aether_events (namespace, actor_id, version, payload, slice) "
-    "SELECT ?1, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), "
-    "CAST(json_extract(j.value, '$[2]') AS BLOB), json_extract(j.value, '$[3]') "
-    "FROM json_each(?2) AS j "
-    "WHERE coalesce((SELECT a.version FROM aether_actors AS a WHERE a.namespace = ?1 "
-    "AND a.actor_id = json_extract(j.value, '$[0]')), 0) = json_extract(j.value, '$[1]') - 1 "
-    "ORDER BY j.key"
-)
-"""One conditional INSERT for many single-event appends (one per actor, no dependencies)."""
 _APPEND_MANY_IF_NEXT = (
     "INSERT INTO aether_events (namespace, actor_id, version, payload, slice) "
     "SELECT ?1, ?2, ?3 + j.key, CAST(j.value AS BLOB), ?5 FROM json_each(?4) AS j "
@@ -89,8 +79,7 @@ The SELECT is evaluated before any row is inserted (SQL's INSERT ... SELECT sema
 SQLite materializes it since the table has a trigger), so every row sees the same check.
 """
 _ACTORS_OF_POSITIONS = (
-    "SELECT json_group_array(actor_id) FROM "
-    "(SELECT actor_id FROM aether_events WHERE position BETWEEN ? AND ? ORDER BY position)"
+    "SELECT actor_id FROM aether_events WHERE position BETWEEN ? AND ? ORDER BY position"
 )
 _BULK_MIN = 4
 """Below this many single-event appends in a batch, one statement each is as fast."""
@@ -186,6 +175,11 @@ class WriterStats:
     """Appends written by the one-statement path (many actors in one INSERT)."""
 
 
+_INLINE_MAX = 8
+"""An idle writer commits a batch of at most this many requests on the loop's thread (no
+thread hop for a lone writer); a bigger batch goes to the thread, so the loop goes on
+with other tasks while SQLite works and syncs (it releases the GIL)."""
+
 _STOP = object()
 _CHECKPOINT = object()
 CHECKPOINT_FRAMES = 1000
@@ -246,7 +240,12 @@ class GroupCommitWriter:
         batch = self._pending.pop(loop, None)
         if not batch:
             return
-        if self.inline and self._queue.empty() and self._conn_lock.acquire(blocking=False):
+        if (
+            self.inline
+            and len(batch) <= _INLINE_MAX
+            and self._queue.empty()
+            and self._conn_lock.acquire(blocking=False)
+        ):
             try:
                 if not self._closed and self._commit(batch, inline=loop):
                     return
@@ -339,7 +338,7 @@ class GroupCommitWriter:
                 self._solo = len(batch) == 1
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    done = self._bulk(batch) if self._use_bulk else {}
+                    done = self._bulk(batch)
                     wrote = bool(done)
                     results = []
                     for i, req in enumerate(batch):
@@ -395,7 +394,7 @@ class GroupCommitWriter:
         return True
 
     def _bulk(self, batch: list[Request]) -> dict[int, list[int]]:
-        """Insert the first single-event append of each actor in one statement.
+        """Insert the first single-event append of each actor with one prepared statement.
 
         Returns ``{index in batch: [position]}`` for those that were the actor's next
         version. The others (and every other request) are left for `_try`, in order.
@@ -413,31 +412,31 @@ class GroupCommitWriter:
                 seen.add(req.actor_id)
         if len(picked) < _BULK_MIN:
             return {}
-        items = []
+        ns = self._ns
+        rows = []
         for i in picked:
             req = batch[i]
             assert isinstance(req, AppendRequest)
             version, _, payload = req.rows[0]
-            items.append((req.actor_id, version, payload.decode(), req.slice))
-        try:
-            cur = self._conn.execute(_BULK_APPEND, (self._ns, orjson.dumps(items).decode()))
-        except sqlite3.OperationalError as e:
-            if not _lacks_json(e):
-                raise
-            self._use_bulk = False  # no JSON functions in this SQLite: one by one
-            return {}
-        count = cur.rowcount
+            rows.append((ns, req.actor_id, version, payload, req.slice))
+        conn = self._conn
+        # One prepared statement stepped once per row, in batch order: the inserted rows
+        # get consecutive positions (nobody else writes inside this transaction).
+        count = conn.executemany(_APPEND_IF_NEXT, rows).rowcount
         if count <= 0:
             return {}
-        last: int = cur.lastrowid  # type: ignore[assignment]
+        last: int = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         first = last - count + 1
-        row = self._conn.execute(_ACTORS_OF_POSITIONS, (first, last)).fetchone()
-        position_of = dict(zip(orjson.loads(row[0]), range(first, last + 1), strict=True))
         done: dict[int, list[int]] = {}
-        for i in picked:
-            p = position_of.get(batch[i].actor_id)  # type: ignore[union-attr]
-            if p is not None:
-                done[i] = [p]
+        if count == len(rows):
+            done = {i: [p] for i, p in zip(picked, range(first, last + 1), strict=True)}
+        else:  # some were not the actor's next version: which rows went in?
+            actors = conn.execute(_ACTORS_OF_POSITIONS, (first, last)).fetchall()
+            position_of = {a: p for (a,), p in zip(actors, range(first, last + 1), strict=True)}
+            for i in picked:
+                p = position_of.get(batch[i].actor_id)  # type: ignore[union-attr]
+                if p is not None:
+                    done[i] = [p]
         self.stats.bulk_appends += len(done)
         return done
 
