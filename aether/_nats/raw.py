@@ -216,7 +216,7 @@ async def flush(nc: NATS, seconds: float) -> None:
 # --- outbound: prebuilt frames ----------------------------------------------------------
 
 _WRITER_ATTR = "_aether_frame_writer"
-_WRITER_SEAMS = ("_pending", "_pending_data_size", "_flush_queue", "_flusher_task")
+_WRITER_SEAMS = ("_pending", "_pending_data_size", "_flush_queue", "_flusher_task", "_status")
 
 
 def header_block(headers: dict[str, str]) -> bytes | None:
@@ -260,18 +260,25 @@ def pub_frame(subject: bytes, reply: bytes, payload: bytes) -> bytes:
 class FrameWriter:
     """Writes prebuilt frames into one connection's outbound buffer (see the module doc)."""
 
-    __slots__ = ("_kick", "_nc", "active")
+    __slots__ = ("_connected", "_kick", "_nc", "active")
 
     def __init__(self, nc: NATS) -> None:
         self._nc = nc
-        self.active = seams_enabled() and all(hasattr(nc, a) for a in _WRITER_SEAMS)
+        # nats-py's state for "connected" (neither connecting, reconnecting, draining nor
+        # closed): one attribute read instead of three property calls on every frame.
+        self._connected: object = getattr(type(nc), "CONNECTED", None)
+        self.active = (
+            seams_enabled()
+            and self._connected is not None
+            and all(hasattr(nc, a) for a in _WRITER_SEAMS)
+        )
         """Whether the seam is used (False: `write` always returns False)."""
         self._kick: asyncio.Future[None] | None = None
 
     def write(self, frame: bytes) -> bool:
         """Queue `frame` for the flusher; False if the caller must use ``nc.publish``."""
         nc = self._nc
-        if not self.active or not nc.is_connected or nc.is_draining or nc.is_connecting:
+        if not self.active or nc._status != self._connected:
             return False
         try:
             task = nc._flusher_task
