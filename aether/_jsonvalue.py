@@ -36,7 +36,9 @@ def shape_ok(root: dict[str, object]) -> bool:
     # Explicit loops with the scalar cases first and inline: by instruction count this
     # beats set(map(type, ...)) tricks. Flat data, the common case, allocates nothing.
     below: list[Any] | None = None
+    seen = 0
     x: Any
+    y: Any
     for x in root.values():
         t = type(x)
         if t is str or t is int or t is bool or x is None:
@@ -45,18 +47,31 @@ def shape_ok(root: dict[str, object]) -> bool:
             if x - x == 0.0:
                 continue
             return False
-        if t is dict or t is list:
-            if below is None:
-                below = []
-            below.append(x)
-        else:
+        if t is list:
+            # A list of scalars (tags, ids, amounts) is checked here: half the cost of a
+            # level walk. Anything else in it sends the whole list to `_levels_ok`.
+            for y in x:
+                u = type(y)
+                if u is str or u is int or u is bool or y is None:
+                    continue
+                if u is float and y - y == 0.0:
+                    continue
+                break
+            else:
+                seen += len(x)
+                continue
+        elif t is not dict:
             return False
-    return below is None or _levels_ok(below)
+        if below is None:
+            below = []
+        below.append(x)
+    if below is None:
+        return seen <= MAX_VALUES
+    return _levels_ok(below, seen)
 
 
-def _levels_ok(level: list[Any]) -> bool:
+def _levels_ok(level: list[Any], seen: int = 0) -> bool:
     depth = 2
-    seen = 0
     while level:
         if depth > MAX_DEPTH:
             return False  # a cycle ends here too: it is infinitely deep

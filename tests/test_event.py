@@ -543,3 +543,33 @@ def test_decoded_events_are_ordinary_frozen_events() -> None:
         "i", "T", "a", 1, {"x": 1}, TS, {}, None
     )
     assert decoded.with_position(8).position == 8 and decoded.position == 7
+
+
+from aether._jsonvalue import MAX_VALUES, first_problem, shape_ok  # noqa: E402
+
+maybe_bad_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats()
+    | st.text(st.characters(blacklist_categories=("Cs",)))
+    | st.sampled_from([(1,), {1}, b"x", object()]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(), maybe_bad_values, max_size=6))
+def test_the_fast_shape_check_agrees_with_the_checked_walk(data: dict[str, object]) -> None:
+    """`shape_ok` (the hot path) says yes exactly when `first_problem` finds nothing."""
+    assert shape_ok(data) == (first_problem(data, "data") is None)
+
+
+def test_the_fast_shape_check_counts_flat_lists_and_refuses_cycles() -> None:
+    assert shape_ok({"a": [1] * 10, "b": ["x"] * 10})
+    assert not shape_ok({"a": [1] * (MAX_VALUES // 2 + 1), "b": [2] * (MAX_VALUES // 2)})
+    cyclic: list[object] = [1]
+    cyclic.append(cyclic)
+    assert not shape_ok({"a": cyclic})
+    assert not shape_ok({"a": [1, 2, math.nan]})
+    assert not shape_ok({"a": [1, (2,)]})
