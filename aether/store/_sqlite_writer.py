@@ -16,15 +16,16 @@ statement runs inside the write transaction (SQLite's write lock serializes writ
 every process on the file), and the UNIQUE key on ``(namespace, actor_id, version)`` backs
 it up. A refused statement writes nothing, so one conflict fails only its own request.
 
-When the writer is idle (nothing queued, the thread not committing), a loop's batch is
-committed on the loop's own thread instead, with SQLite's busy wait off: that saves two
-thread wake-ups a save (most of the cost of a sequential append above the fsync) and
-blocks the loop for one commit at most. If another process holds the write lock, the
-batch goes to the thread, which waits for it. WAL checkpoints, the one other slow step,
-never run inline: automatic checkpoints are off on the writer's connection and the
-thread runs a passive one every `CHECKPOINT_FRAMES` WAL frames (estimated), like
-SQLite's own default, so the WAL is reused from its start instead of growing (a growing
-file makes every durable commit slower).
+When the writer is idle (nothing queued, the thread not committing), a small batch (up
+to `_INLINE_MAX` requests) is committed on the loop's own thread instead, with SQLite's
+busy wait off: that saves two thread wake-ups a save (most of the cost of a sequential
+append above the fsync) and blocks the loop for one small commit at most. A bigger batch
+goes to the thread, so the loop runs on while SQLite writes and syncs. If another
+process holds the write lock, the batch goes to the thread, which waits for it. WAL
+checkpoints, the one other slow step, never run inline: automatic checkpoints are off on
+the writer's connection and the thread runs a passive one every `CHECKPOINT_FRAMES` WAL
+frames (estimated), like SQLite's own default, so the WAL is reused from its start
+instead of growing (a growing file makes every durable commit slower).
 """
 
 from __future__ import annotations
