@@ -190,6 +190,35 @@ class Publisher:
                 raise map_nats_error(self._nc, e, subject, "publish") from None
         return token, fut
 
+    def _send_now(
+        self, subject: str, payload: bytes, headers: dict[str, str], deadline: float
+    ) -> Pending | None:
+        """`send`'s common case without a coroutine: started, open, the frame written into
+        nats-py's buffer. None when `send` must do it (nothing was sent)."""
+        writer = self._writer
+        loop = self._loop
+        if (
+            self._closed
+            or writer is None
+            or loop is None
+            or not self._prefix
+            or not writer.active
+            or len(payload) + 512 > self._nc.max_payload
+        ):
+            return None
+        block = header_block(headers)
+        if block is None:
+            return None
+        token = b"%d" % (self._next_id + 1)
+        if not writer.write(hpub_frame(subject.encode(), self._prefix_b + token, block, payload)):
+            return None
+        self._next_id += 1
+        fut: asyncio.Future[Reply] = loop.create_future()
+        self._pending[token] = (fut, deadline)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(min(self.timeout / 4, 0.25), self._sweep)
+        return token, fut
+
     def _sweep(self) -> None:
         # One timer for all publishes (a timer each costs more than the publish).
         self._sweeper = None
@@ -265,9 +294,16 @@ class Publisher:
         self._in_flight += 1
         try:
             deadline = (self._loop or asyncio.get_running_loop()).time() + self.timeout
-            pending = await self.send(subject, payload, headers, deadline=deadline)
-            assert pending is not None
-            status, data = await self.wait(pending)
+            pending = self._send_now(subject, payload, headers, deadline)
+            if pending is None:
+                pending = await self.send(subject, payload, headers, deadline=deadline)
+                assert pending is not None
+            token, fut = pending
+            try:  # `wait`, inline: a coroutine less per append
+                status, data = await fut
+            finally:
+                if not fut.done():
+                    self._pending.pop(token, None)
             if status == 0 and data[:1] == b"{" and b'"error"' not in data:
                 ack: PubAck = orjson.loads(data)  # the common case: one send, one ack
                 return ack

@@ -437,8 +437,19 @@ class JetStreamEventStore:
                     if first.version == tip.version + 1:
                         continue
                 return await self._settle(actor_id, subject, events, tip)
-            try:
-                return await self._publish(actor_id, subject, events, payloads, expected)
+            headers = {
+                "Nats-Msg-Id": first.id,
+                "Nats-Expected-Last-Subject-Sequence": str(expected),
+            }
+            try:  # the publish, inline (a coroutine less per append)
+                ack = await self._pub.publish(subject, payloads[0], headers)
+                if ack.get("duplicate") and not await self._is_stored_at(
+                    subject, first, payloads[0], ack["seq"]
+                ):
+                    # The id was used by another event within the duplicate window:
+                    # publish without it (the expected-sequence check still guards it).
+                    del headers["Nats-Msg-Id"]
+                    ack = await self._pub.publish(subject, payloads[0], headers)
             except JsApiError as e:
                 if e.conflict:
                     conflicts += 1
@@ -451,6 +462,9 @@ class JetStreamEventStore:
                     await asyncio.sleep(min(0.01 * not_ready, 0.2))
                     continue
                 raise public_error(e, f"append to stream {self._stream}", self._nc) from None
+            seq = int(ack["seq"])
+            self._acknowledged(actor_id, first.version, seq)
+            return [first.with_position(seq)]
 
     def _subject(self, actor_id: str) -> str:
         """The actor's events subject (validates the id; remembered per actor)."""
@@ -468,31 +482,6 @@ class JetStreamEventStore:
             sl = _slice_of(actor_id)
             if self._own_seq.get(sl, 0) < seq:
                 self._own_seq[sl] = seq
-
-    async def _publish(
-        self,
-        actor_id: str,
-        subject: str,
-        events: Sequence[Event],
-        payloads: list[bytes],
-        expected: int,
-    ) -> list[Event]:
-        event = events[0]
-        headers = {
-            "Nats-Msg-Id": event.id,
-            "Nats-Expected-Last-Subject-Sequence": str(expected),
-        }
-        ack = await self._pub.publish(subject, payloads[0], headers)
-        if ack.get("duplicate") and not await self._is_stored_at(
-            subject, event, payloads[0], ack["seq"]
-        ):
-            # The id was used by another event within the duplicate window: publish
-            # without it (the expected-sequence check still guards the append).
-            del headers["Nats-Msg-Id"]
-            ack = await self._pub.publish(subject, payloads[0], headers)
-        seq = int(ack["seq"])
-        self._acknowledged(actor_id, event.version, seq)
-        return [event.with_position(seq)]
 
     async def _is_stored_at(self, subject: str, event: Event, payload: bytes, seq: int) -> bool:
         msg = await self._get(self._stream, {"seq": seq}, leader=True)
