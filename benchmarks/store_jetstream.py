@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import signal
 import sys
@@ -85,7 +86,7 @@ class Sizes:
 
 
 QUICK = Sizes(
-    trials=4,
+    trials=6,
     sequential=300,
     pipelined_rounds=3,
     batches10=10,
@@ -933,7 +934,11 @@ class Best:
         self.cpu_us: dict[str, float] = {}
 
     async def measure(self, side: str, count: int, work: Awaitable[float]) -> None:
-        """Await `work` (it returns the seconds its timed part took) and keep the best."""
+        """Await `work` (it returns the seconds its timed part took) and keep the best.
+
+        Every side starts from a collected heap: a full collection landing inside one
+        short trial (tens of milliseconds) would otherwise decide its figure."""
+        gc.collect()
         c0 = time.process_time()
         seconds = await work
         cpu = time.process_time() - c0
