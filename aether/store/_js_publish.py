@@ -177,10 +177,9 @@ class Publisher:
         if token is None:
             self._next_id += 1
             token = b"%d" % self._next_id
-        fut: asyncio.Future[Reply] = loop.create_future()
-        self._pending[token] = (fut, loop.time() + self.timeout if deadline is None else deadline)
-        if self._sweeper is None:
-            self._sweeper = loop.call_later(min(self.timeout / 4, 0.25), self._sweep)
+        fut = self._register(
+            loop, token, loop.time() + self.timeout if deadline is None else deadline
+        )
         reply = self._prefix_b + token
         if not self._write(subject, reply, payload, headers):
             try:
@@ -213,11 +212,17 @@ class Publisher:
         if not writer.write(hpub_frame(subject.encode(), self._prefix_b + token, block, payload)):
             return None
         self._next_id += 1
+        return token, self._register(loop, token, deadline)
+
+    def _register(
+        self, loop: asyncio.AbstractEventLoop, token: bytes, deadline: float
+    ) -> asyncio.Future[Reply]:
+        """The future of the reply to `token`, swept at `deadline` (loop time)."""
         fut: asyncio.Future[Reply] = loop.create_future()
         self._pending[token] = (fut, deadline)
         if self._sweeper is None:
             self._sweeper = loop.call_later(min(self.timeout / 4, 0.25), self._sweep)
-        return token, fut
+        return fut
 
     def _sweep(self) -> None:
         # One timer for all publishes (a timer each costs more than the publish).
