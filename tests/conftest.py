@@ -9,6 +9,9 @@ import pytest
 
 from tests.servers import NatsCluster, NatsServer, wait_jetstream_ready
 
+# the shipped contract suites assert in aether.testing: rewrite them for readable failures
+pytest.register_assert_rewrite("aether.testing")
+
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -15,10 +15,13 @@ to `DIRECT_BATCH_MAX` messages in one round trip, without a consumer.
 `read_range` reads what exists when it starts (an exact count, so no timeouts are
 needed to find the end); on a replicated stream the consumer may sit on a replica that
 lags the leader, so a caller that knows a sequence that must be included (its own last
-append) passes `until_seq`, and the read goes on until it got there. `follow` goes on
-forever: long-poll pulls with idle heartbeats, and when the consumer or the server goes
-away it creates a new consumer from the sequence after the last one delivered, so nothing
-is skipped or repeated.
+append) passes `until_seq`, and the read goes on until it got there. A read never ends
+inside an atomic batch (a unit of work): the server counts and delivers a consumer's
+messages outside the isolation a batch is stored under, so when the last message read is
+a batch's but not its commit, the rest of the batch comes from an (isolated) direct get.
+`follow` goes on forever: long-poll pulls with idle heartbeats, and when the consumer or
+the server goes away it creates a new consumer from the sequence after the last one
+delivered, so nothing is skipped or repeated.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from aether._nats.info import where
 from aether._nats.jsapi import API, JsApi, raw_sequence, subscribe
 from aether._nats.raw import header_value, status_of
 from aether.errors import AetherError, NatsUnavailableError
+from aether.permissions import subject_matches
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +66,11 @@ def seq_of(ack_subject: bytes) -> int:
 class _Inbox:
     """Collects deliveries for the pull loop; wakes the reader when something came."""
 
-    __slots__ = ("active", "buf", "statuses", "waiter")
+    __slots__ = ("active", "buf", "last_headers", "statuses", "waiter")
 
     def __init__(self) -> None:
         self.buf: Chunk = []
+        self.last_headers: bytes | None = None  # of the last message delivered
         self.statuses: list[int] = []
         self.waiter: asyncio.Future[None] | None = None
         self.active = time.monotonic()
@@ -73,6 +78,7 @@ class _Inbox:
     def on_msg(self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
         if reply:
             self.buf.append((reply, subject, data))
+            self.last_headers = headers
         else:
             status = status_of(headers)
             if status == 100:  # idle heartbeat / flow control: only proves liveness
@@ -140,8 +146,16 @@ async def direct_batch(
 ) -> list[tuple[int, str, bytes]]:
     """Up to `count` messages of `subject` from `start_seq`: one batched direct get (ADR-31,
     nats-server 2.11+). One round trip, no consumer: the fast path for short reads."""
+    rows = await _direct_rows(api, stream, subject, start_seq, count)
+    return [(seq, subj, data) for seq, subj, data, _ in rows]
+
+
+async def _direct_rows(
+    api: JsApi, stream: str, subject: str, start_seq: int, count: int
+) -> list[tuple[int, str, bytes, bytes | None]]:
+    """`direct_batch` with each message's raw header block."""
     nc = api.nc
-    rows: list[tuple[int, str, bytes]] = []
+    rows: list[tuple[int, str, bytes, bytes | None]] = []
     done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     def on_msg(subject_: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
@@ -151,7 +165,7 @@ async def direct_batch(
                 done.set_result(status)
             return
         subj = header_value(headers, b"Nats-Subject") or b""
-        rows.append((raw_sequence(headers), subj.decode(), data))
+        rows.append((raw_sequence(headers), subj.decode(), data, headers))
 
     inbox = nc.new_inbox()
     sub = await subscribe(nc, inbox, on_msg)
@@ -167,6 +181,54 @@ async def direct_batch(
     if status not in (204, 404):
         raise AetherError(f"direct get on {stream} failed with status {status}")
     return rows[:count]
+
+
+def _open_batch(headers: bytes | None) -> bytes | None:
+    """The batch id of a message an atomic batch stored before its commit message (which
+    carries ``Nats-Batch-Commit``), else None."""
+    if headers is None or b"Nats-Batch-" not in headers:
+        return None
+    if header_value(headers, b"Nats-Batch-Commit") is not None:
+        return None
+    return header_value(headers, b"Nats-Batch-Id")
+
+
+BATCH_REST_ROWS = 1000
+"""Messages asked for at once when completing an atomic batch (the server's batch limit)."""
+
+
+async def _rest_of_batch(
+    api: JsApi, stream: str, filters: Filters, after_seq: int, batch_id: bytes
+) -> Chunk:
+    """The messages on `filters` of atomic batch `batch_id` after sequence `after_seq`.
+
+    A consumer reads the store outside the isolation a batch is applied under (the server
+    stores its messages one by one), so the count a read started from can end inside a
+    batch: the read would return part of a unit of work. Direct gets are isolated from a
+    batch's apply, and a batch's messages have consecutive sequences: an answer that has
+    anything after `after_seq` holds the whole batch. A replica that has not stored it
+    yet has nothing after `after_seq`; it is asked again (the batch is committed: it
+    comes).
+    """
+    deadline = time.monotonic() + max(api.timeout, 1.0)
+    out: Chunk = []
+    seq = after_seq + 1
+    while True:
+        rows = await _direct_rows(api, stream, ">", seq, BATCH_REST_ROWS)
+        if not rows:
+            if time.monotonic() > deadline:
+                raise _Interrupted(f"sequence {seq} of an atomic batch not readable yet")
+            await asyncio.sleep(0.01)
+            continue
+        for row_seq, subject, data, headers in rows:
+            if header_value(headers, b"Nats-Batch-Id") != batch_id:
+                return out  # past the batch (its commit was not in the answer: defensive)
+            if not filters or any(subject_matches(f, subject) for f in filters):
+                ack = f"$JS.ACK.{stream}.batch.1.{row_seq}.0.0.0".encode()
+                out.append((ack, subject.encode(), data))
+            if header_value(headers, b"Nats-Batch-Commit") is not None:
+                return out
+        seq = rows[-1][0] + 1
 
 
 async def settle_background(limit: float = 2.0) -> None:
@@ -259,7 +321,7 @@ async def _read_once(
     sub = await subscribe(nc, reply, inbox.on_msg)
     next_subject = f"{API}.CONSUMER.MSG.NEXT.{stream}.{name}"
     ends: deque[int] = deque()
-    requested = received = 0
+    requested = received = last_seq = 0
     try:
         while received < total:
             while len(ends) < 2 and requested < total:
@@ -279,7 +341,9 @@ async def _read_once(
             if chunk:
                 if received + len(chunk) > total:
                     chunk = chunk[: total - received]
+                    inbox.last_headers = None  # not the last message kept (never expected)
                 received += len(chunk)
+                last_seq = seq_of(chunk[-1][0])
                 while ends and received >= ends[0]:
                     ends.popleft()
                 yield chunk
@@ -288,6 +352,11 @@ async def _read_once(
                 # messages than counted. Never return a short read as complete: read again
                 # from the next sequence with a fresh count (which is 0 if they aged out).
                 raise _Interrupted(f"status {statuses[0]} after {received} of {total}")
+        batch_id = _open_batch(inbox.last_headers)
+        if batch_id is not None and (limit is None or received < limit):
+            rest = await _rest_of_batch(api, stream, filters, last_seq, batch_id)
+            if rest:
+                yield rest
     finally:
         await sub.unsubscribe()
         _delete_later(api, stream, name)
