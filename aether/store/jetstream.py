@@ -972,15 +972,11 @@ class JetStreamEventStore:
             task.exception()  # retrieved: the watch raises it when iterated
 
     async def _stream_last_seq(self) -> int:
-        deadline = time.monotonic() + self._api.timeout
-        while True:
-            try:
-                info = await self._api.stream_info(self._stream)
-                return int((info or {}).get("state", {}).get("last_seq", 0))
-            except NatsUnavailableError:
-                if self._closed or time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.05)
+        # The stream's last message by an (isolated) get, not stream info's last_seq: that
+        # one can be taken while an atomic batch is half stored, and a watch starting
+        # after it would deliver the rest of a unit of work without its beginning.
+        msg = await self._get(self._stream, {"last_by_subj": ">"}, leader=True)
+        return 0 if msg is None else msg.seq
 
     async def _follow(
         self, start: int | asyncio.Task[int], selected: frozenset[int] | None

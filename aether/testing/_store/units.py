@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -217,7 +218,8 @@ class UnitOfWorkContract(ContractBase):
     ) -> None:
         """A reader on another connection, reading the latest positions over and over
         while wide units are written, sees each unit whole or not at all, in whole
-        namespace reads and in slice reads alike."""
+        namespace reads and in slice reads alike; a watch started meanwhile begins
+        between two units, never inside one."""
         reader = await store_factory()
         actors = [f"wide-{j}" for j in range(WIDE_UNIT)]
         in_slices = range(0, SLICE_COUNT // 16)
@@ -248,13 +250,32 @@ class UnitOfWorkContract(ContractBase):
             if partial:
                 problems.append(f"read {n} ({'all' if whole else 'slices'}): {partial}")
 
+        async def watched(it: AsyncIterator[Event]) -> None:
+            counts: Counter[int] = Counter()
+            try:
+                async with asyncio.timeout(WAIT):
+                    async for e in it:
+                        counts[e.data["unit"]] += 1
+                        if counts[WIDE_UNITS] == WIDE_UNIT:
+                            break
+            finally:
+                await aclose(it)
+            partial = {u: c for u, c in counts.items() if c != WIDE_UNIT}
+            if partial:
+                problems.append(f"a watch started inside a unit: {partial}")
+
         writer = asyncio.ensure_future(write())
+        watches: list[AsyncIterator[Event]] = []
         try:
             for n in range(WIDE_READS):
                 if writer.done():
                     break
+                if n % 3 == 0 and written < WIDE_UNITS // 2:
+                    watches.append(reader.watch())
                 await read(n)
         finally:
             await writer
         assert written == WIDE_UNITS
+        for it in watches:
+            await watched(it)
         assert problems == [], problems[:3]
