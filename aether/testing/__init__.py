@@ -52,7 +52,9 @@ instance for an in-process bus, another connection for a networked one)::
                 await bus.close()
 
 The names are importable from here too (``from aether.testing import BusContract,
-StoreContract``); that import needs pytest as well.
+StoreContract``); that import needs pytest as well. For pytest's detailed assertion
+messages in these suites, add ``pytest.register_assert_rewrite("aether.testing")`` at the
+top of your ``conftest.py`` (before anything imports them), as aether's own tests do.
 """
 
 from __future__ import annotations
