@@ -984,9 +984,9 @@ class JetStreamEventStore:
         if isinstance(start, asyncio.Task):
             try:
                 start = await start + 1
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, StoreClosedError):
                 if self._closed:
-                    return
+                    return  # closed before the start was known: the watch just ends
                 raise
         if self._closed:
             return

@@ -110,6 +110,15 @@ class CloseContract(ContractBase):
         with contextlib.suppress(StoreClosedError):
             await aclose(w)
 
+    async def test_close_right_after_watch_ends_it(self, store_factory: StoreFactory) -> None:
+        store = await store_factory()
+        w = store.watch()  # its start may not be known yet when the store closes
+        await store.close()
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(anext(w), WAIT)
+        with contextlib.suppress(StoreClosedError):
+            await aclose(w)
+
     async def test_close_twice_is_harmless(self, store_factory: StoreFactory) -> None:
         store = await store_factory()
         await store.close()
