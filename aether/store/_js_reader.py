@@ -224,6 +224,7 @@ async def _rest_of_batch(
             if header_value(headers, b"Nats-Batch-Id") != batch_id:
                 return out  # past the batch (its commit was not in the answer: defensive)
             if not filters or any(subject_matches(f, subject) for f in filters):
+                # a Chunk carries each sequence in an ack subject (see seq_of): make one
                 ack = f"$JS.ACK.{stream}.batch.1.{row_seq}.0.0.0".encode()
                 out.append((ack, subject.encode(), data))
             if header_value(headers, b"Nats-Batch-Commit") is not None:
