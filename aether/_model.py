@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,9 +22,36 @@ def utc_now() -> datetime:
 
 def new_id() -> str:
     """A new random (version 4) UUID string, the default `Event.id`."""
-    # Formatted directly: str(uuid.uuid4()) costs 3x more, and every new Event pays it.
-    h = _urandom(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+    try:
+        return _spare_ids.pop()
+    except IndexError:
+        return _more_ids()
+
+
+_IDS_PER_DRAW = 256
+_spare_ids: list[str] = []
+_VERSION_4 = bytes(b & 0x0F | 0x40 for b in range(256))
+_RFC_4122_VARIANT = bytes(b & 0x3F | 0x80 for b in range(256))
+_UUID_GROUPS = re.compile("(.{8})(.{4})(.{4})(.{4})(.{12})")
+_dashed = "-".join
+
+
+def _more_ids() -> str:
+    # One urandom call (a system call) makes 256 ids, formatted in bulk: 0.36 us an id
+    # against 0.75 us one at a time and 1.9 us for str(uuid4()). pop() and extend() are
+    # atomic, so two threads never get the same id; a forked child drops its copy of the
+    # parent's spares (below), or both processes would hand out the same ids.
+    raw = bytearray(_urandom(16 * _IDS_PER_DRAW))
+    raw[6::16] = raw[6::16].translate(_VERSION_4)
+    raw[8::16] = raw[8::16].translate(_RFC_4122_VARIANT)
+    ids = list(map(_dashed, _UUID_GROUPS.findall(raw.hex())))
+    mine = ids.pop()
+    _spare_ids.extend(ids)
+    return mine
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_spare_ids.clear)
 
 
 @dataclass(slots=True, frozen=True)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
@@ -11,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from aether._model import new_id
 from aether.errors import (
     EventTooLargeError,
     InvalidEventError,
@@ -151,6 +155,37 @@ def test_default_fields() -> None:
     assert a.id != b.id and len(a.id) == 36
     assert a.timestamp.tzinfo is not None
     assert a.data == {} and a.metadata == {} and a.position is None
+
+
+def test_default_ids_are_distinct_version_4_uuids_across_draws_and_threads() -> None:
+    # Ids are made 256 at a time: take enough to cross several draws, from four threads.
+    def take(n: int) -> list[str]:
+        return [Event("T", "x", 1).id for _ in range(n)]
+
+    with ThreadPoolExecutor(4) as pool:
+        ids = [i for chunk in pool.map(take, [700] * 4) for i in chunk]
+    assert len(set(ids)) == len(ids) == 2800
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_does_not_reuse_the_parents_spare_ids() -> None:
+    new_id()  # the parent now holds spares a child would inherit
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.write(write, ",".join(new_id() for _ in range(300)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        child = pipe.read().decode().split(",")
+    os.waitpid(pid, 0)
+    parent = [new_id() for _ in range(300)]
+    assert len(child) == 300 and not set(child) & set(parent)
 
 
 @pytest.mark.parametrize(
