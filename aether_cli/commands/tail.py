@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -176,7 +178,7 @@ def tail(
         slices=chosen_slices,
     )
     body = _tail_bus if bus else _tail_store
-    run(ctx, lambda: _until_stdout_closes(body(settings, opts)))
+    run(ctx, lambda: _until_stopped(_until_stdout_closes(body(settings, opts))))
 
 
 MAX_POSITION = 2**63 - 1
@@ -303,6 +305,31 @@ def _printer(opts: TailOptions, sub: object) -> Callable[[Event, str], None]:
         out.file.flush()
 
     return show_line
+
+
+async def _until_stopped(body: Awaitable[None]) -> None:
+    """Run `body` until it ends or SIGINT/SIGTERM arrives; a signal ends it quietly (exit 0).
+
+    The loop's own handlers (rather than asyncio.run's KeyboardInterrupt) make the stop
+    one explicit cancellation of the body, which then closes the store as usual; they
+    also give the loop a wakeup fd, so a signal delivered to a reader thread wakes it.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    work = asyncio.ensure_future(body)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((work, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not work.done():
+            work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work  # its outcome (an error, a closed pipe) is the command's
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 async def _until_stdout_closes(body: Awaitable[None]) -> None:

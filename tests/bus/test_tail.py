@@ -64,6 +64,7 @@ class Tail:
             *args,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # SIGABRT dumps every thread
         )
         tail = cls(proc)
         await asyncio.wait_for(tail._ready(), 60)
@@ -88,7 +89,15 @@ class Tail:
         return out
 
     async def finish(self) -> tuple[int, str, bytes]:
-        rest, err = await asyncio.wait_for(self.proc.communicate(), 60)
+        done = asyncio.ensure_future(self.proc.communicate())
+        try:
+            rest, err = await asyncio.wait_for(asyncio.shield(done), 60)
+        except TimeoutError:
+            self.proc.send_signal(signal.SIGABRT)  # where it hangs, for the failure message
+            _, err = await asyncio.wait_for(done, 30)
+            raise AssertionError(
+                f"tail did not exit: {''.join(self.stderr)}{err.decode()}"
+            ) from None
         return self.proc.returncode or 0, "".join(self.stderr) + err.decode(), rest
 
     def kill(self) -> None:
@@ -219,11 +228,12 @@ async def test_tail_filters_history_and_human_lines(tmp_path: Path) -> None:
     assert [orjson.loads(x)["position"] for x in out.splitlines()] == [3, 4]
 
 
-async def test_ctrl_c_exits_zero_without_a_traceback() -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+async def test_ctrl_c_exits_zero_without_a_traceback(sig: signal.Signals) -> None:
     await seed("-")
     tail = await Tail.start("-n", "demo")
     try:
-        tail.proc.send_signal(signal.SIGINT)
+        tail.proc.send_signal(sig)
         code, err, out = await tail.finish()
     finally:
         tail.kill()
