@@ -324,12 +324,13 @@ async def _until_stopped(body: Awaitable[None]) -> None:
         await asyncio.wait((work, stopped), return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopped.cancel()
+        # The default handlers again: a second Ctrl-C aborts a close that hangs.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
         if not work.done():
             work.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await work  # its outcome (an error, a closed pipe) is the command's
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
 
 
 async def _until_stdout_closes(body: Awaitable[None]) -> None:
