@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -13,6 +12,7 @@ from rich.console import RenderableType
 from rich.live import Live
 
 from aether_cli.context import out
+from aether_cli.signals import stop_on_signals
 
 T = TypeVar("T")
 
@@ -27,22 +27,19 @@ async def refresh_until_stopped(
 ) -> None:
     """Call `read` every `every` seconds; redraw `render(value)` in place on a terminal,
     else `show(value)` (a JSON line or a printed table) each time."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     live = None if as_json or not out.is_terminal else Live(console=out, auto_refresh=False)
     if live is not None:
         live.start()
     try:
-        while not stop.is_set():
-            value = await read()
-            if live is not None:
-                live.update(render(value), refresh=True)
-            else:
-                show(value)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every)
+        with stop_on_signals() as stop:
+            while not stop.is_set():
+                value = await read()
+                if live is not None:
+                    live.update(render(value), refresh=True)
+                else:
+                    show(value)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), every)
     finally:
         if live is not None:
             live.stop()

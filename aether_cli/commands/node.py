@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,6 +15,7 @@ from rich.table import Table
 from aether.errors import NatsUnavailableError, ValidationError
 from aether_cli.commands.cluster_common import duration_option, require_nats
 from aether_cli.context import EXIT_USAGE, cli_state, fail, out, print_json, run, settings_or_fail
+from aether_cli.signals import stop_on_signals
 
 if TYPE_CHECKING:
     from aether.cluster import ClusterNode
@@ -116,35 +116,32 @@ def node_run(
     first = None if relay else build(hosted)
 
     async def body() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        from aether.observability import observe_node
+        with stop_on_signals() as stop:
+            from aether.observability import observe_node
 
-        bus: Any = None
-        try:
-            node = first
-            if node is None:
-                from aether.bus.nats import NatsEventBus
-                from aether.processing.relay import Relay
-
-                bus = await NatsEventBus.open(settings)
-                node = build([*hosted, Relay(bus, settings.namespace)])
-            obs = observe_node(
-                node,
-                metrics_addr=metrics_addr,
-                json_logs=as_json,
-                processors=node.processor_host,
-            )
+            bus: Any = None
             try:
-                await _serve(node, stop, emit, as_json)
+                node = first
+                if node is None:
+                    from aether.bus.nats import NatsEventBus
+                    from aether.processing.relay import Relay
+
+                    bus = await NatsEventBus.open(settings)
+                    node = build([*hosted, Relay(bus, settings.namespace)])
+                obs = observe_node(
+                    node,
+                    metrics_addr=metrics_addr,
+                    json_logs=as_json,
+                    processors=node.processor_host,
+                )
+                try:
+                    await _serve(node, stop, emit, as_json)
+                finally:
+                    obs.close()
+                    emit.event("stopped")
             finally:
-                obs.close()
-                emit.event("stopped")
-        finally:
-            if bus is not None:
-                await bus.close()
+                if bus is not None:
+                    await bus.close()
 
     run(ctx, body)
 

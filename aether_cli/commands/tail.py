@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from aether_cli.context import (
     strict_int,
 )
 from aether_cli.session import store_session
+from aether_cli.signals import stop_on_signals
 
 BUS_BUFFER = 65536
 """Events `tail --bus` buffers while the terminal catches up (it never drops on its own)."""
@@ -314,19 +314,16 @@ async def _until_stopped(body: Awaitable[None]) -> None:
     one explicit cancellation of the body, which then closes the store as usual; they
     also give the loop a wakeup fd, so a signal delivered to a reader thread wakes it.
     """
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     work = asyncio.ensure_future(body)
-    stopped = asyncio.ensure_future(stop.wait())
     try:
-        await asyncio.wait((work, stopped), return_when=asyncio.FIRST_COMPLETED)
+        with stop_on_signals() as stop:
+            stopped = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait((work, stopped), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopped.cancel()
     finally:
-        stopped.cancel()
-        # The default handlers again: a second Ctrl-C aborts a close that hangs.
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        # The default handlers are back: a second Ctrl-C aborts a close that hangs.
         if not work.done():
             work.cancel()
         with contextlib.suppress(asyncio.CancelledError):
