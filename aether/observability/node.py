@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from aether.observability._http import add_scrape_hook, running_loop
 from aether.observability._metrics import metrics
 from aether.observability.cluster import NodeInstrumentation, instrument_node
 from aether.observability.logs import configure_logging
@@ -44,6 +45,7 @@ class StoreHead:
         self._store: Any = None
         self._cursor = 0
         self._lock = threading.Lock()
+        self._last: int | None = None
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -70,7 +72,13 @@ class StoreHead:
         return self._cursor
 
     def position(self, timeout: float = HEAD_TIMEOUT) -> int | None:
-        """The head position, or None when the store cannot be read within `timeout`."""
+        """The head position, or None when the store cannot be read within `timeout`.
+
+        On a thread running an event loop (a loop-served scrape) it does not block: it
+        returns what the last `refresh()` read.
+        """
+        if running_loop() is not None:
+            return self._last
         loop = self._ensure_loop()
         fut = asyncio.run_coroutine_threadsafe(self._position(), loop)
         try:
@@ -79,6 +87,17 @@ class StoreHead:
             fut.cancel()
             log.debug("store head not read: %r", e)
             return None
+
+    async def refresh(self) -> None:
+        """Read the head for the next loop-served scrape (within `HEAD_TIMEOUT`), without
+        blocking this loop."""
+        fut = asyncio.run_coroutine_threadsafe(self._position(), self._ensure_loop())
+        try:
+            self._last = await asyncio.wait_for(asyncio.wrap_future(fut), HEAD_TIMEOUT)
+        except Exception as e:
+            fut.cancel()
+            self._last = None
+            log.debug("store head not read: %r", e)
 
     def close(self) -> None:
         """Close the store and stop the loop."""
@@ -129,6 +148,7 @@ class NodeObservability:
         self.log_handler: logging.Handler | None = None
         self.processors: ProcessorStatsRegistration | None = None
         self._head_collector: Any = None
+        self._remove_hook: Callable[[], None] | None = None
 
     @property
     def metrics_url(self) -> str | None:
@@ -145,6 +165,9 @@ class NodeObservability:
             with contextlib.suppress(KeyError):
                 m.registry.unregister(self._head_collector)
             self._head_collector = None
+        if self._remove_hook is not None:
+            self._remove_hook()
+            self._remove_hook = None
         if self.head is not None:
             self.head.close()
             self.head = None
@@ -188,6 +211,7 @@ def observe_node(
             obs.head = StoreHead(settings)
             obs._head_collector = _HeadCollector(obs.head, str(node.namespace))
             m.registry.register(obs._head_collector)
+            obs._remove_hook = add_scrape_hook(obs.head.refresh)
         if processors is not None:
             obs.processors = register_processor_stats(processors)
         return obs

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aether.errors import ConfigError
+from aether.observability._http import running_loop, serve_on_loop
 from aether.observability._metrics import metrics
 
 MISSING = "metrics need the prometheus-client package (install aether[metrics])"
@@ -36,14 +37,14 @@ def parse_addr(addr: str) -> tuple[str, int]:
 
 
 class MetricsServer:
-    """A running ``/metrics`` HTTP server (a daemon thread); `close()` stops it."""
+    """A running ``/metrics`` HTTP server; `close()` stops it."""
 
-    def __init__(self, server: Any, thread: Any, host: str) -> None:
+    def __init__(self, server: Any, thread: Any, host: str, port: int | None = None) -> None:
         self._server = server
         self._thread = thread
         self.host = host
         """The address it listens on."""
-        self.port: int = server.server_address[1]
+        self.port: int = server.server_address[1] if port is None else port
         """The port it listens on (the one chosen when 0 was asked for)."""
 
     @property
@@ -54,13 +55,21 @@ class MetricsServer:
 
     def close(self) -> None:
         """Stop serving and release the port."""
+        if self._thread is None:  # served from an event loop
+            self._server.close()
+            return
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
 
 
 def serve_metrics(addr: str = "127.0.0.1:9464") -> MetricsServer:
-    """Serve aether's registry at ``http://addr/metrics`` in a daemon thread.
+    """Serve aether's registry at ``http://addr/metrics``.
+
+    Called with an event loop running in this thread, it serves from that loop (a busy
+    loop starves a serving thread of the GIL: threaded scrapes then take seconds), until
+    `close()` or the loop's end; a scrape there must not come from blocking code on the
+    same loop. Called elsewhere, it serves from a daemon thread.
 
     The default is loopback only; port 0 picks a free port (see `MetricsServer.port`).
     Raises `ConfigError` for a malformed address or without `prometheus-client`, and
@@ -70,5 +79,11 @@ def serve_metrics(addr: str = "127.0.0.1:9464") -> MetricsServer:
     m = metrics()
     if m is None:
         raise ConfigError(MISSING)
+    if running_loop() is not None:
+        registry = m.registry
+        http, bound = serve_on_loop(
+            host, port, lambda: m.pc.generate_latest(registry), m.pc.CONTENT_TYPE_LATEST
+        )
+        return MetricsServer(http, None, host, bound)
     server, thread = m.pc.start_http_server(port, addr=host, registry=m.registry)
     return MetricsServer(server, thread, host)

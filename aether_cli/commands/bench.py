@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -316,13 +316,33 @@ def bench_command(
     show_bar = err.is_terminal
     if metrics_addr is not None:
         from aether import observability as obs
+        from aether.observability.serve import parse_addr
 
         try:
-            obs.serve_metrics(metrics_addr), obs.instrument_factories()
+            parse_addr(metrics_addr), obs.instrument_factories()
+        except ConfigError as e:
+            fail(f"--metrics-addr: {e}", EXIT_USAGE)
+
+    def serve() -> Any:
+        """The /metrics server, served from the bench's own loop (see serve_metrics)."""
+        if metrics_addr is None:
+            return None
+        from aether import observability as obs
+
+        try:
+            return obs.serve_metrics(metrics_addr)
         except (ConfigError, OSError) as e:
             fail(f"--metrics-addr: {e}", EXIT_USAGE if isinstance(e, ConfigError) else EXIT_ERROR)
 
     async def body() -> BenchReport:
+        server = serve()
+        try:
+            return await measure()
+        finally:
+            if server is not None:
+                server.close()
+
+    async def measure() -> BenchReport:
         stop = asyncio.Event()
         if not show_bar:
             if workload == "bus":
