@@ -15,6 +15,7 @@ import pytest
 
 from aether._nats.errors import JsApiError
 from aether._nats.jsapi import JsApi
+from aether._nats.raw import flush
 from aether.config import Settings
 from aether.errors import (
     AetherError,
@@ -456,7 +457,7 @@ async def test_an_idle_watch_keeps_its_consumer(
         creates.append(msg.subject)
 
     await spy.subscribe("$JS.API.CONSUMER.CREATE.>", cb=count)
-    await spy.flush()
+    await flush(spy, 5)
     try:
         watch = store.watch()
         first = asyncio.ensure_future(anext(watch))

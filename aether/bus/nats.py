@@ -193,11 +193,7 @@ class NatsEventBus:
             sid = sid_of(nsub)
             self._subs[sid] = entry
             self._sids[sub.id] = sid
-            # The server has the interest before we return. nats-py writes flush()'s PING
-            # straight to the socket, ahead of commands still queued for its flusher task
-            # (the SUB): only a second round trip is certain to follow the SUB.
-            await flush(self._nc, 5.0)
-            await flush(self._nc, 5.0)
+            await flush(self._nc, 5.0)  # the server has the interest before we return
         except Exception as e:
             await sub.close()
             if isinstance(e, AetherError):

@@ -124,7 +124,10 @@ class LoopMetricsHTTP:
         return _response("200 OK", body, self._content_type, head_only=method == b"HEAD")
 
     def close(self) -> None:
-        """Stop listening (from the loop's thread, or after the loop is gone)."""
+        """Stop listening; from another thread while the loop runs, on the loop soon after."""
+        if self._loop.is_running() and running_loop() is not self._loop:
+            self._loop.call_soon_threadsafe(self.close)
+            return
         if self._starting is not None and not self._starting.done():
             self._starting.cancel()
         self._starting = None

@@ -64,9 +64,6 @@ class Relay:
         await self.bus.publish(self.namespace, event)
         flush = getattr(self.bus, "flush", None)
         if flush is not None:
-            # nats-py writes flush's PING ahead of commands its flusher has not sent yet:
-            # the second round trip is the one certain to follow the publish.
-            await flush()
             await flush()
         self.published += 1
 

@@ -8,7 +8,7 @@ import os
 from nats.aio.msg import Msg
 
 from aether._nats.parser import FastParser
-from aether._nats.raw import header_value, subscribe_raw
+from aether._nats.raw import flush, header_value, subscribe_raw
 from tests.nats_layer.conftest import Connector
 
 
@@ -35,7 +35,7 @@ async def test_big_split_frames_and_mixed_subscriptions(aether_nc: Connector, se
     await subscribe_raw(nc, "mix.raw.>", handler)
     await nc.subscribe("mix.plain.>", cb=cb)
     assert isinstance(nc._ps, FastParser) == (seams == "on")
-    await nc.flush()
+    await flush(nc, 5)  # nats-py's nc.flush() can return before the server has the SUBs
     blobs = [os.urandom(size) for size in (0, 1, 17, 70_000, 300_000)] * 6
     for i, blob in enumerate(blobs):
         kind = "raw" if i % 2 == 0 else "plain"

@@ -183,3 +183,15 @@ def test_outside_a_loop_it_serves_from_a_thread() -> None:
         assert "process_cpu_seconds_total" in out.stdout
     finally:
         server.close()
+
+
+async def test_close_from_another_thread_stops_serving_on_the_loop() -> None:
+    server = serve_metrics("127.0.0.1:0")
+    await asyncio.to_thread(server.close)
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        try:
+            await request(server.port, b"GET /metrics HTTP/1.1\r\n\r\n")
+        except OSError:
+            return
+    raise AssertionError("still serving after close() from another thread")

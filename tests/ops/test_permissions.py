@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aether._nats.raw import flush
 from aether.bus.nats import NatsEventBus
 from aether.cluster.node import ClusterNode
 from aether.config import Settings
@@ -132,7 +133,7 @@ async def test_template_allows_everything_aether_publishes(server: NatsServer) -
         seen.add(msg.subject)
 
     await spy.subscribe(">", cb=record)
-    await spy.flush()
+    await flush(spy, 5)
     try:
         await _workload(_settings(server, "a"))
         await spy.flush()
@@ -366,7 +367,7 @@ async def test_replies_are_private_to_the_namespace(server: NatsServer) -> None:
 
     await bob.subscribe(f"_INBOX_aether.{BOB_NS}.>", cb=record)
     await bob.subscribe(f"aether.{BOB_NS}.>", cb=record)
-    await bob.flush()
+    await flush(bob, 5)
     try:
         await _workload(_settings(server, "a"))
         await bob.flush()
