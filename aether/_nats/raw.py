@@ -34,6 +34,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
@@ -219,13 +220,18 @@ async def flush(nc: NATS, seconds: float) -> None:
     flusher's queue is drained first (seam: ``_flush_queue``, ``_flusher_task``); without
     the seam a second round trip, which certainly follows the queued commands, does it.
     """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
     if not await _drain_flusher(nc, seconds):
         await nc.flush(seconds)  # type: ignore[arg-type]
-    await nc.flush(seconds)  # type: ignore[arg-type]
+    # nats-py refuses a timeout <= 0; the floor keeps a late caller's flush meaningful.
+    await nc.flush(max(deadline - loop.time(), 0.001))  # type: ignore[arg-type]
 
 
 async def _drain_flusher(nc: NATS, seconds: float) -> bool:
-    """Wait until nats-py's flusher wrote what is queued; False if that cannot be done."""
+    """Wait until nats-py's flusher wrote what is queued; False if the seam is not there
+    or the flusher stopped (a disconnect); nats-py's ``FlushTimeoutError`` after
+    `seconds`, as its own ``flush`` raises."""
     if not seams_enabled() or not nc.is_connected:
         return False
     queue = getattr(nc, "_flush_queue", None)
@@ -239,7 +245,11 @@ async def _drain_flusher(nc: NATS, seconds: float) -> bool:
         return False
     # The flusher may stop meanwhile (a disconnect): then `done` is never set.
     await asyncio.wait((done, task), timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    return done.done()
+    if done.done():
+        return True
+    if task.done():
+        return False
+    raise nats_errors.FlushTimeoutError
 
 
 # --- outbound: prebuilt frames ----------------------------------------------------------

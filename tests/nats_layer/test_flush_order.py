@@ -7,6 +7,7 @@ client's bytes in order: the PING answered last must come after the SUB."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import nats
@@ -26,12 +27,15 @@ class Recorder:
     def __init__(self) -> None:
         self.lines: list[bytes] = []
         self.server: asyncio.Server | None = None
+        self.stalled = asyncio.Event()  # set: stop reading (the client's writes back up)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(INFO)
         await writer.drain()
         try:
             while line := await reader.readline():
+                if self.stalled.is_set():
+                    await asyncio.sleep(3600)
                 self.lines.append(line)
                 if line.startswith(b"PING"):
                     writer.write(b"PONG\r\n")
@@ -53,6 +57,7 @@ async def recorder() -> AsyncIterator[Recorder]:
         yield r
     finally:
         r.server.close()
+        r.stalled.clear()
 
 
 async def test_the_last_ping_follows_the_sub(recorder: Recorder, seams: str) -> None:
@@ -67,3 +72,21 @@ async def test_the_last_ping_follows_the_sub(recorder: Recorder, seams: str) -> 
             assert sub < last_ping, sent[-4:]
     finally:
         await nc.close()
+
+
+async def test_a_server_that_stopped_reading_is_a_flush_timeout(
+    recorder: Recorder,
+) -> None:
+    nc = await nats.connect(recorder.url, allow_reconnect=False)
+    try:
+        recorder.stalled.set()
+        blob = b"x" * 500_000
+        for _ in range(3):  # below nats-py's pending limit, which would block publish
+            await nc.publish("stuck", blob)
+            await asyncio.sleep(0)
+        with pytest.raises(nats.errors.TimeoutError):
+            await flush(nc, 0.5)
+    finally:
+        recorder.stalled.clear()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(nc.close(), 5)
