@@ -222,10 +222,13 @@ async def flush(nc: NATS, seconds: float) -> None:
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
+
+    def left() -> float:  # nats-py refuses a timeout <= 0
+        return max(deadline - loop.time(), 0.001)
+
     if not await _drain_flusher(nc, seconds):
-        await nc.flush(seconds)  # type: ignore[arg-type]
-    # nats-py refuses a timeout <= 0; the floor keeps a late caller's flush meaningful.
-    await nc.flush(max(deadline - loop.time(), 0.001))  # type: ignore[arg-type]
+        await nc.flush(left())  # type: ignore[arg-type]
+    await nc.flush(left())  # type: ignore[arg-type]
 
 
 async def _drain_flusher(nc: NATS, seconds: float) -> bool:
