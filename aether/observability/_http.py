@@ -17,7 +17,6 @@ import contextlib
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 log = logging.getLogger("aether.observability")
 
@@ -158,7 +157,7 @@ def serve_on_loop(
     return http, int(sock.getsockname()[1])
 
 
-def running_loop() -> Any:
+def running_loop() -> asyncio.AbstractEventLoop | None:
     """The running event loop of this thread, or None."""
     try:
         return asyncio.get_running_loop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aether.errors import ConfigError
@@ -39,12 +40,11 @@ def parse_addr(addr: str) -> tuple[str, int]:
 class MetricsServer:
     """A running ``/metrics`` HTTP server; `close()` stops it."""
 
-    def __init__(self, server: Any, thread: Any, host: str, port: int | None = None) -> None:
-        self._server = server
-        self._thread = thread
+    def __init__(self, stop: Callable[[], None], host: str, port: int) -> None:
+        self._stop: Callable[[], None] | None = stop
         self.host = host
         """The address it listens on."""
-        self.port: int = server.server_address[1] if port is None else port
+        self.port = port
         """The port it listens on (the one chosen when 0 was asked for)."""
 
     @property
@@ -54,13 +54,19 @@ class MetricsServer:
         return f"http://{host}:{self.port}/metrics"
 
     def close(self) -> None:
-        """Stop serving and release the port."""
-        if self._thread is None:  # served from an event loop
-            self._server.close()
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        """Stop serving and release the port (idempotent)."""
+        stop, self._stop = self._stop, None
+        if stop is not None:
+            stop()
+
+
+def _stop_thread_server(server: Any, thread: Any) -> Callable[[], None]:
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return stop
 
 
 def serve_metrics(addr: str = "127.0.0.1:9464") -> MetricsServer:
@@ -84,6 +90,6 @@ def serve_metrics(addr: str = "127.0.0.1:9464") -> MetricsServer:
         http, bound = serve_on_loop(
             host, port, lambda: m.pc.generate_latest(registry), m.pc.CONTENT_TYPE_LATEST
         )
-        return MetricsServer(http, None, host, bound)
+        return MetricsServer(http.close, host, bound)
     server, thread = m.pc.start_http_server(port, addr=host, registry=m.registry)
-    return MetricsServer(server, thread, host)
+    return MetricsServer(_stop_thread_server(server, thread), host, server.server_address[1])
